@@ -1,0 +1,195 @@
+"""The array backend: one place decides whether arrays live in NumPy (CPU) or CuPy (GPU).
+
+Book chapter 1, "Arrays and the backend" (``book/01_backend.md``).
+
+Everything above this module asks it for the array module instead of importing NumPy or CuPy:
+
+>>> import minroots.backend as B
+>>> xp = B.get_array_module(x)        # numpy for a NumPy array, cupy for a CuPy array
+>>> B.use("cupy")                      # new tensors are created on the GPU from now on
+
+This is the only module that imports CuPy. A default dtype (float32) is kept here too, and one
+seeded random generator per backend (:func:`manual_seed`), so runs are reproducible.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+__all__ = [
+    "use",
+    "current",
+    "xp",
+    "get_array_module",
+    "to_numpy",
+    "to_device",
+    "device_of",
+    "cupy_available",
+    "default_dtype",
+    "set_default_dtype",
+    "manual_seed",
+    "rng",
+    "get_rng_state",
+    "set_rng_state",
+]
+
+_INSTALL_HINT = (
+    'install it with `pip install "minroots[gpu]"` (CuPy for CUDA 12) on a machine with an NVIDIA GPU'
+)
+
+_state = {"name": "numpy", "dtype": np.dtype(np.float32)}
+_rngs: dict[str, object] = {}
+_seed: list[int] = [0]
+
+
+def _import_cupy():
+    """Return the ``cupy`` module, or raise a RuntimeError that says how to get it."""
+    try:
+        import cupy
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        raise RuntimeError(f"the CuPy backend was requested but CuPy is not installed; {_INSTALL_HINT}") from exc
+    try:
+        ok = cupy.cuda.is_available()
+    except Exception:  # noqa: BLE001 - CuPy raises driver-specific errors here
+        ok = False
+    if not ok:
+        raise RuntimeError(f"the CuPy backend was requested but no CUDA GPU is available; {_INSTALL_HINT}")
+    return cupy
+
+
+def cupy_available() -> bool:
+    """True when CuPy imports and sees a CUDA GPU."""
+    try:
+        _import_cupy()
+    except RuntimeError:
+        return False
+    return True
+
+
+def use(name: str) -> None:
+    """Choose the backend for new arrays: ``"numpy"`` (CPU) or ``"cupy"`` (GPU)."""
+    name = {"cpu": "numpy", "cuda": "cupy", "gpu": "cupy"}.get(name, name)
+    if name not in ("numpy", "cupy"):
+        raise ValueError(f"use: backend must be 'numpy' or 'cupy', got {name!r}")
+    if name == "cupy":
+        _import_cupy()
+    _state["name"] = name
+
+
+def current() -> str:
+    """The name of the backend new arrays are created on: ``"numpy"`` or ``"cupy"``."""
+    return _state["name"]
+
+
+def xp():
+    """The array module of the current backend (``numpy`` or ``cupy``)."""
+    return _import_cupy() if _state["name"] == "cupy" else np
+
+
+def get_array_module(x):
+    """The array module that owns ``x`` (NumPy for anything that is not a CuPy array)."""
+    if type(x).__module__.startswith("cupy"):
+        return _import_cupy()
+    return np
+
+
+def device_of(x) -> str:
+    """``"cuda"`` for a CuPy array, ``"cpu"`` otherwise."""
+    return "cuda" if type(x).__module__.startswith("cupy") else "cpu"
+
+
+def to_numpy(x) -> np.ndarray:
+    """Copy a CuPy array to the host; NumPy arrays and scalars pass through as NumPy arrays."""
+    if type(x).__module__.startswith("cupy"):
+        return x.get()
+    return np.asarray(x)
+
+
+def to_device(x, device: str):
+    """Return ``x`` as an array on ``device`` (``"cpu"`` or ``"cuda"``), copying only if needed."""
+    if device in ("cpu", "numpy"):
+        return to_numpy(x)
+    if device in ("cuda", "gpu", "cupy"):
+        return _import_cupy().asarray(x)
+    raise ValueError(f"to: device must be 'cpu' or 'cuda', got {device!r}")
+
+
+def default_dtype() -> np.dtype:
+    """The dtype of tensors made from Python numbers and lists (float32 unless changed)."""
+    return _state["dtype"]
+
+
+def set_default_dtype(dtype) -> None:
+    """Set the default floating dtype (``float32`` or ``float64``)."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"set_default_dtype: dtype must be float32 or float64, got {dtype}")
+    _state["dtype"] = dtype
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the random generator of every backend, so that runs are reproducible."""
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"manual_seed: seed must be a non-negative integer, got {seed!r}")
+    _seed[0] = int(seed)
+    _rngs.clear()
+
+
+def rng(name: str | None = None):
+    """The seeded random generator of a backend (the current one by default).
+
+    NumPy uses ``numpy.random.Generator`` (PCG64); CuPy uses ``cupy.random.Generator``.
+    """
+    name = name or _state["name"]
+    if name not in _rngs:
+        if name == "cupy":
+            cupy = _import_cupy()
+            _rngs[name] = cupy.random.default_rng(_seed[0])
+        else:
+            _rngs[name] = np.random.default_rng(_seed[0])
+    return _rngs[name]
+
+
+def get_rng_state() -> dict:
+    """A JSON-serialisable snapshot of every backend's generator (for checkpoints)."""
+    state = {"seed": _seed[0], "numpy": _bitgen_state(rng("numpy"))}
+    if "cupy" in _rngs:
+        state["cupy"] = _bitgen_state(_rngs["cupy"])
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore a snapshot taken by :func:`get_rng_state`."""
+    _seed[0] = int(state["seed"])
+    _rngs.clear()
+    rng("numpy").bit_generator.state = _from_json(state["numpy"])
+    if "cupy" in state and cupy_available():
+        rng("cupy").bit_generator.state = _from_json(state["cupy"])
+
+
+def _bitgen_state(gen) -> dict:
+    return _to_json(gen.bit_generator.state)
+
+
+def _to_json(obj):
+    if isinstance(obj, dict):
+        return {k: _to_json(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": obj.tolist(), "dtype": str(obj.dtype)}
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def _from_json(obj):
+    if isinstance(obj, dict):
+        if "__ndarray__" in obj:
+            return np.asarray(obj["__ndarray__"], dtype=obj["dtype"])
+        return {k: _from_json(v) for k, v in obj.items()}
+    return obj
+
+
+if os.environ.get("MINROOTS_BACKEND"):
+    use(os.environ["MINROOTS_BACKEND"])
