@@ -14,6 +14,7 @@ seeded random generator per backend (:func:`manual_seed`), so runs are reproduci
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -33,11 +34,11 @@ __all__ = [
     "rng",
     "get_rng_state",
     "set_rng_state",
+    "erf",
+    "scatter_add",
 ]
 
-_INSTALL_HINT = (
-    'install it with `pip install "minroots[gpu]"` (CuPy for CUDA 12) on a machine with an NVIDIA GPU'
-)
+_INSTALL_HINT = 'install it with `pip install "minroots[gpu]"` (CuPy for CUDA 12) on a machine with an NVIDIA GPU'
 
 _state = {"name": "numpy", "dtype": np.dtype(np.float32)}
 _rngs: dict[str, object] = {}
@@ -49,13 +50,17 @@ def _import_cupy():
     try:
         import cupy
     except ImportError as exc:  # pragma: no cover - depends on the machine
-        raise RuntimeError(f"the CuPy backend was requested but CuPy is not installed; {_INSTALL_HINT}") from exc
+        raise RuntimeError(
+            f"the CuPy backend was requested but CuPy is not installed; {_INSTALL_HINT}"
+        ) from exc
     try:
         ok = cupy.cuda.is_available()
     except Exception:  # noqa: BLE001 - CuPy raises driver-specific errors here
         ok = False
     if not ok:
-        raise RuntimeError(f"the CuPy backend was requested but no CUDA GPU is available; {_INSTALL_HINT}")
+        raise RuntimeError(
+            f"the CuPy backend was requested but no CUDA GPU is available; {_INSTALL_HINT}"
+        )
     return cupy
 
 
@@ -150,6 +155,33 @@ def rng(name: str | None = None):
         else:
             _rngs[name] = np.random.default_rng(_seed[0])
     return _rngs[name]
+
+
+def erf(x):
+    """The error function, elementwise, on the array's own device (the exact GELU needs it).
+
+    NumPy has no ``erf``: SciPy's is used when installed, else Python's ``math.erf`` per element
+    (exact to double precision, slower).
+    """
+    if device_of(x) == "cuda":
+        from cupyx.scipy.special import erf as cupy_erf
+
+        return cupy_erf(x)
+    try:
+        from scipy.special import erf as scipy_erf
+    except ImportError:
+        return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype)
+    return scipy_erf(x).astype(x.dtype, copy=False)
+
+
+def scatter_add(target, index, values) -> None:
+    """``target[index] += values``, adding once per occurrence when ``index`` repeats (in place)."""
+    if device_of(target) == "cuda":
+        import cupyx
+
+        cupyx.scatter_add(target, index, values)
+    else:
+        np.add.at(target, index, values)
 
 
 def get_rng_state() -> dict:

@@ -1,0 +1,264 @@
+r"""Elementwise operations, each forward next to its backward.
+
+Book chapter 2, "Autograd" (``book/02_autograd.md``); tests in ``tests/test_autograd_ops.py``.
+
+For an elementwise :math:`y = f(x)` the chain rule is local: :math:`\bar{x} = \bar{y} \odot f'(x)`.
+Binary operations broadcast like NumPy; their backward sums the gradient back down to each input's
+shape (:func:`~minroots.autograd.tensor.unbroadcast`). Python numbers take the tensor's dtype, so
+``float32_tensor * 0.5`` stays float32.
+"""
+
+from __future__ import annotations
+
+import math
+
+from minroots import backend as B
+from minroots.autograd.tensor import Tensor, lift, same_device, unbroadcast
+
+__all__ = [
+    "add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "tanh", "relu", "sigmoid",
+    "gelu", "abs", "clip", "where", "masked_fill", "astype",
+    "eq", "ne", "lt", "le", "gt", "ge",
+]  # fmt: skip
+
+
+def _binary(a, b, op: str):
+    a = lift(a, b) if not isinstance(a, Tensor) else a
+    b = lift(b, a)
+    same_device(op, a, b)
+    return a, b
+
+
+def _check_broadcast(op: str, a: Tensor, b: Tensor) -> None:
+    try:
+        B.get_array_module(a.data).broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(
+            f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together"
+        ) from None
+
+
+def add(a, b) -> Tensor:
+    r"""z = a + b;  \bar a = \bar z,  \bar b = \bar z (summed over broadcast axes)."""
+    a, b = _binary(a, b, "add")
+    _check_broadcast("add", a, b)
+    return Tensor._make(
+        a.data + b.data, (a, b),
+        lambda g: (unbroadcast(g, a.shape), unbroadcast(g, b.shape)), "add",
+    )  # fmt: skip
+
+
+def sub(a, b) -> Tensor:
+    r"""z = a - b;  \bar a = \bar z,  \bar b = -\bar z."""
+    a, b = _binary(a, b, "sub")
+    _check_broadcast("sub", a, b)
+    return Tensor._make(
+        a.data - b.data, (a, b),
+        lambda g: (unbroadcast(g, a.shape), unbroadcast(-g, b.shape)), "sub",
+    )  # fmt: skip
+
+
+def mul(a, b) -> Tensor:
+    r"""z = a \odot b;  \bar a = \bar z \odot b,  \bar b = \bar z \odot a."""
+    a, b = _binary(a, b, "mul")
+    _check_broadcast("mul", a, b)
+
+    def backward(g):
+        ga = unbroadcast(g * b.data, a.shape) if a.requires_grad else None
+        gb = unbroadcast(g * a.data, b.shape) if b.requires_grad else None
+        return ga, gb
+
+    return Tensor._make(a.data * b.data, (a, b), backward, "mul")
+
+
+def div(a, b) -> Tensor:
+    r"""z = a / b;  \bar a = \bar z / b,  \bar b = -\bar z \, a / b^2."""
+    a, b = _binary(a, b, "div")
+    _check_broadcast("div", a, b)
+
+    def backward(g):
+        ga = unbroadcast(g / b.data, a.shape) if a.requires_grad else None
+        gb = unbroadcast(-g * a.data / (b.data * b.data), b.shape) if b.requires_grad else None
+        return ga, gb
+
+    return Tensor._make(a.data / b.data, (a, b), backward, "div")
+
+
+def pow(a, p) -> Tensor:
+    r"""z = a^p;  \bar a = \bar z \, p \, a^{p-1},  and for a tensor exponent \bar p = \bar z \, z \ln a."""
+    if isinstance(p, (int, float)):
+        xp = B.get_array_module(a.data)
+        out = a.data * a.data if p == 2 else xp.power(a.data, a.data.dtype.type(p))
+
+        def backward_scalar(g):
+            if p == 2:
+                return (g * 2 * a.data,)
+            return (g * p * xp.power(a.data, a.data.dtype.type(p - 1)),)
+
+        return Tensor._make(out, (a,), backward_scalar, "pow")
+    a, p = _binary(a, p, "pow")
+    _check_broadcast("pow", a, p)
+    xp = B.get_array_module(a.data)
+    out = xp.power(a.data, p.data)
+
+    def backward(g):
+        ga = (
+            unbroadcast(g * p.data * xp.power(a.data, p.data - 1), a.shape)
+            if a.requires_grad
+            else None
+        )
+        gp = unbroadcast(g * out * xp.log(a.data), p.shape) if p.requires_grad else None
+        return ga, gp
+
+    return Tensor._make(out, (a, p), backward, "pow")
+
+
+def neg(a: Tensor) -> Tensor:
+    r"""z = -a;  \bar a = -\bar z."""
+    return Tensor._make(-a.data, (a,), lambda g: (-g,), "neg")
+
+
+def exp(a: Tensor) -> Tensor:
+    r"""z = e^a;  \bar a = \bar z \odot z."""
+    out = B.get_array_module(a.data).exp(a.data)
+    return Tensor._make(out, (a,), lambda g: (g * out,), "exp")
+
+
+def log(a: Tensor) -> Tensor:
+    r"""z = \ln a;  \bar a = \bar z / a."""
+    out = B.get_array_module(a.data).log(a.data)
+    return Tensor._make(out, (a,), lambda g: (g / a.data,), "log")
+
+
+def sqrt(a: Tensor) -> Tensor:
+    r"""z = \sqrt a;  \bar a = \bar z / (2 z)."""
+    out = B.get_array_module(a.data).sqrt(a.data)
+    return Tensor._make(out, (a,), lambda g: (g / (2 * out),), "sqrt")
+
+
+def tanh(a: Tensor) -> Tensor:
+    r"""z = \tanh a;  \bar a = \bar z \odot (1 - z^2)."""
+    out = B.get_array_module(a.data).tanh(a.data)
+    return Tensor._make(out, (a,), lambda g: (g * (1 - out * out),), "tanh")
+
+
+def sigmoid(a: Tensor) -> Tensor:
+    r"""z = \sigma(a) = 1 / (1 + e^{-a});  \bar a = \bar z \odot z (1 - z).
+
+    Computed as :math:`(1 + \tanh(a/2)) / 2`, which never overflows.
+    """
+    xp = B.get_array_module(a.data)
+    out = 0.5 * (1 + xp.tanh(0.5 * a.data))
+    return Tensor._make(out, (a,), lambda g: (g * out * (1 - out),), "sigmoid")
+
+
+def relu(a: Tensor) -> Tensor:
+    r"""z = \max(a, 0);  \bar a = \bar z \odot [a > 0]."""
+    mask = a.data > 0
+    return Tensor._make(a.data * mask, (a,), lambda g: (g * mask,), "relu")
+
+
+def gelu(a: Tensor, approximate: str = "none") -> Tensor:
+    r"""GELU, the Gaussian error linear unit (Hendrycks & Gimpel, 2016).
+
+    Exact (``approximate="none"``): :math:`z = a\,\Phi(a) = \tfrac{a}{2}(1 + \mathrm{erf}(a/\sqrt2))`,
+    :math:`\bar a = \bar z\,(\Phi(a) + a\,\varphi(a))` with :math:`\varphi(a) = e^{-a^2/2}/\sqrt{2\pi}`.
+
+    Tanh form (``approximate="tanh"``, GPT-2's): with :math:`u = \sqrt{2/\pi}\,(a + 0.044715 a^3)`,
+    :math:`z = \tfrac{a}{2}(1 + \tanh u)` and
+    :math:`\bar a = \bar z\,[\tfrac12(1 + \tanh u) + \tfrac{a}{2}(1 - \tanh^2 u)\sqrt{2/\pi}(1 + 3 \cdot 0.044715 a^2)]`.
+    """
+    xp = B.get_array_module(a.data)
+    x = a.data
+    dt = x.dtype.type
+    if approximate == "tanh":
+        c = dt(math.sqrt(2.0 / math.pi))
+        k = dt(0.044715)
+        x2 = x * x
+        t = xp.tanh(c * x * (1 + k * x2))
+        out = 0.5 * x * (1 + t)
+
+        def backward(g):
+            return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * k * x2)),)
+
+        return Tensor._make(out, (a,), backward, "gelu")
+    if approximate != "none":
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    cdf = 0.5 * (1 + B.erf(x * dt(1 / math.sqrt(2.0))))
+    out = x * cdf
+
+    def backward_exact(g):
+        pdf = xp.exp(-0.5 * x * x) * dt(1 / math.sqrt(2 * math.pi))
+        return (g * (cdf + x * pdf),)
+
+    return Tensor._make(out, (a,), backward_exact, "gelu")
+
+
+def abs(a: Tensor) -> Tensor:  # noqa: A001 - the NumPy name
+    r"""z = |a|;  \bar a = \bar z \odot \mathrm{sign}(a)."""
+    xp = B.get_array_module(a.data)
+    return Tensor._make(xp.abs(a.data), (a,), lambda g: (g * xp.sign(a.data),), "abs")
+
+
+def clip(a: Tensor, min=None, max=None) -> Tensor:  # noqa: A002 - NumPy's argument names
+    r"""z = \min(\max(a, \mathrm{min}), \mathrm{max});  \bar a = \bar z where min <= a <= max, else 0."""
+    xp = B.get_array_module(a.data)
+    out = xp.clip(a.data, min, max)
+    inside = xp.ones(a.shape, dtype=bool)
+    if min is not None:
+        inside &= a.data >= min
+    if max is not None:
+        inside &= a.data <= max
+    return Tensor._make(out, (a,), lambda g: (g * inside,), "clip")
+
+
+def where(cond, a, b) -> Tensor:
+    r"""z = a where cond else b;  \bar a = \bar z \odot cond,  \bar b = \bar z \odot \lnot cond."""
+    cond = cond.data if isinstance(cond, Tensor) else cond
+    if not isinstance(a, Tensor):
+        a = lift(a, b) if isinstance(b, Tensor) else Tensor(a)
+    b = lift(b, a)
+    same_device("where", a, b)
+    xp = B.get_array_module(a.data)
+    cond = xp.asarray(cond, dtype=bool)
+
+    def backward(g):
+        ga = unbroadcast(xp.where(cond, g, 0), a.shape) if a.requires_grad else None
+        gb = unbroadcast(xp.where(cond, 0, g), b.shape) if b.requires_grad else None
+        return ga, gb
+
+    return Tensor._make(xp.where(cond, a.data, b.data), (a, b), backward, "where")
+
+
+def masked_fill(a: Tensor, mask, value: float) -> Tensor:
+    r"""z = value where mask else a;  \bar a = \bar z \odot \lnot mask."""
+    xp = B.get_array_module(a.data)
+    mask = xp.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=bool)
+    out = xp.where(mask, a.data.dtype.type(value), a.data)
+    return Tensor._make(
+        out, (a,), lambda g: (unbroadcast(xp.where(mask, 0, g), a.shape),), "masked_fill"
+    )
+
+
+def astype(a: Tensor, dtype) -> Tensor:
+    r"""The same values in another dtype;  \bar a = \bar z cast back."""
+    src = a.data.dtype
+    return Tensor._make(a.data.astype(dtype), (a,), lambda g: (g.astype(src),), "astype")
+
+
+def _compare(op: str, fn):
+    def compare(a, b) -> Tensor:
+        a, b = _binary(a, b, op)
+        return Tensor(fn(a.data, b.data))
+
+    compare.__name__ = op
+    compare.__doc__ = f"Elementwise ``{op}``: a boolean tensor with no gradient."
+    return compare
+
+
+eq = _compare("eq", lambda x, y: x == y)
+ne = _compare("ne", lambda x, y: x != y)
+lt = _compare("lt", lambda x, y: x < y)
+le = _compare("le", lambda x, y: x <= y)
+gt = _compare("gt", lambda x, y: x > y)
+ge = _compare("ge", lambda x, y: x >= y)

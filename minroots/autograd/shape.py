@@ -1,0 +1,192 @@
+r"""Shape operations: they move numbers around without changing them, so their backward moves the
+gradient back the same way.
+
+Book chapter 2, "Autograd" (``book/02_autograd.md``); tests in ``tests/test_autograd_ops.py``.
+
+- ``reshape`` / ``squeeze`` / ``unsqueeze``: the gradient is reshaped back.
+- ``transpose(*axes)``: the gradient is transposed by the inverse permutation.
+- ``a[index]``: the gradient is scattered back, *adding* where an index repeats (an embedding
+  lookup uses the same row many times: each use contributes).
+- ``concatenate`` / ``stack``: the gradient is cut into the pieces; ``split`` is indexing.
+"""
+
+from __future__ import annotations
+
+from minroots import backend as B
+from minroots.autograd.tensor import Tensor, same_device
+
+__all__ = [
+    "reshape", "transpose", "swapaxes", "squeeze", "unsqueeze", "flatten", "broadcast_to",
+    "getitem", "concatenate", "stack", "split",
+]  # fmt: skip
+
+
+def reshape(a: Tensor, *shape) -> Tensor:
+    r"""z = a viewed with a new shape;  \bar a = \bar z reshaped to a's shape."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    try:
+        out = a.data.reshape(shape)
+    except ValueError:
+        raise ValueError(
+            f"reshape: cannot reshape a tensor of shape {a.shape} into {shape}"
+        ) from None
+    return Tensor._make(out, (a,), lambda g: (g.reshape(a.shape),), "reshape")
+
+
+def flatten(a: Tensor, start: int = 0) -> Tensor:
+    """Merge the axes from ``start`` on into one: ``(2, 3, 4), start=1 -> (2, 12)``."""
+    start %= max(a.ndim, 1)
+    return reshape(a, a.shape[:start] + (-1,))
+
+
+def transpose(a: Tensor, *axes) -> Tensor:
+    r"""Permute axes as NumPy does (reverse them when none are given);  \bar a = \bar z permuted back."""
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    axes = tuple(reversed(range(a.ndim))) if not axes else tuple(ax % a.ndim for ax in axes)
+    if sorted(axes) != list(range(a.ndim)):
+        raise ValueError(f"transpose: axes {axes} are not a permutation of the {a.ndim} axes")
+    inverse = tuple(sorted(range(a.ndim), key=axes.__getitem__))
+    return Tensor._make(
+        a.data.transpose(axes), (a,), lambda g: (g.transpose(inverse),), "transpose"
+    )
+
+
+def swapaxes(a: Tensor, axis1: int, axis2: int) -> Tensor:
+    r"""Exchange two axes;  \bar a = \bar z with the same two axes exchanged."""
+    return Tensor._make(
+        a.data.swapaxes(axis1, axis2), (a,), lambda g: (g.swapaxes(axis1, axis2),), "swapaxes"
+    )
+
+
+def squeeze(a: Tensor, axis=None) -> Tensor:
+    """Remove axes of length one (all of them, or the given ones)."""
+    if axis is not None:
+        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+        for ax in axes:
+            if a.shape[ax] != 1:
+                raise ValueError(
+                    f"squeeze: axis {ax} has length {a.shape[ax]}, not 1 (shape {a.shape})"
+                )
+    return Tensor._make(a.data.squeeze(axis), (a,), lambda g: (g.reshape(a.shape),), "squeeze")
+
+
+def unsqueeze(a: Tensor, axis: int) -> Tensor:
+    """Insert an axis of length one at ``axis``: ``(3, 4), axis=0 -> (1, 3, 4)``."""
+    xp = B.get_array_module(a.data)
+    return Tensor._make(
+        xp.expand_dims(a.data, axis), (a,), lambda g: (g.reshape(a.shape),), "unsqueeze"
+    )
+
+
+def broadcast_to(a: Tensor, shape) -> Tensor:
+    r"""Repeat ``a`` along broadcast axes;  \bar a = \bar z summed back to a's shape."""
+    from minroots.autograd.tensor import unbroadcast
+
+    xp = B.get_array_module(a.data)
+    out = xp.broadcast_to(a.data, tuple(shape))
+    return Tensor._make(out, (a,), lambda g: (unbroadcast(g, a.shape),), "broadcast_to")
+
+
+def _unwrap_index(index):
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return index
+
+
+def _is_basic(index) -> bool:
+    """True for indices made only of ints, slices, None and Ellipsis (no element can repeat)."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, slice)) or i is None or i is Ellipsis for i in items)
+
+
+def getitem(a: Tensor, index) -> Tensor:
+    r"""z = a[index];  \bar a = zeros with \bar z added at the indexed places (a scatter-add)."""
+    index = _unwrap_index(index)
+    try:
+        out = a.data[index]
+    except IndexError as exc:
+        raise IndexError(f"getitem: {exc} (tensor shape {a.shape})") from None
+    xp = B.get_array_module(a.data)
+    basic = _is_basic(index)
+
+    def backward(g):
+        full = xp.zeros_like(a.data)
+        if basic:
+            full[index] = g
+        else:
+            B.scatter_add(full, index, g)
+        return (full,)
+
+    return Tensor._make(out, (a,), backward, "getitem")
+
+
+def concatenate(tensors, axis: int = 0) -> Tensor:
+    r"""Join tensors along an existing axis;  each \bar a_k is its slice of \bar z."""
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("concatenate: need at least one tensor")
+    same_device("concatenate", *tensors)
+    xp = B.get_array_module(tensors[0].data)
+    try:
+        out = xp.concatenate([t.data for t in tensors], axis=axis)
+    except ValueError as exc:
+        shapes = [t.shape for t in tensors]
+        raise ValueError(
+            f"concatenate: shapes {shapes} do not match along axis {axis}: {exc}"
+        ) from None
+    ends = list(_cumsum([t.shape[axis] for t in tensors]))
+
+    def backward(g):
+        return tuple(xp.split(g, ends[:-1], axis=axis))
+
+    return Tensor._make(out, tuple(tensors), backward, "concatenate")
+
+
+def stack(tensors, axis: int = 0) -> Tensor:
+    r"""Join tensors along a new axis;  each \bar a_k is \bar z taken at index k of that axis."""
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: need at least one tensor")
+    same_device("stack", *tensors)
+    shapes = {t.shape for t in tensors}
+    if len(shapes) > 1:
+        raise ValueError(f"stack: all tensors need the same shape, got {sorted(shapes)}")
+    xp = B.get_array_module(tensors[0].data)
+    out = xp.stack([t.data for t in tensors], axis=axis)
+    ax = axis % out.ndim
+
+    def backward(g):
+        return tuple(xp.take(g, k, axis=ax) for k in range(len(tensors)))
+
+    return Tensor._make(out, tuple(tensors), backward, "stack")
+
+
+def split(a: Tensor, indices_or_sections, axis: int = 0) -> list[Tensor]:
+    """Cut ``a`` into pieces along ``axis`` (NumPy's rules); each piece is an indexing op."""
+    n = a.shape[axis]
+    if isinstance(indices_or_sections, int):
+        if n % indices_or_sections:
+            raise ValueError(
+                f"split: axis of length {n} does not divide into {indices_or_sections} parts"
+            )
+        step = n // indices_or_sections
+        bounds = list(range(0, n + 1, step))
+    else:
+        bounds = [0, *indices_or_sections, n]
+    ax = axis % a.ndim
+    pieces = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        index = (slice(None),) * ax + (slice(lo, hi),)
+        pieces.append(getitem(a, index))
+    return pieces
+
+
+def _cumsum(sizes):
+    total = 0
+    for s in sizes:
+        total += s
+        yield total
