@@ -182,7 +182,7 @@ class Tensor:
                 key = id(parent)
                 grads[key] = pg if key not in grads else grads[key] + pg
             if not retain_graph:
-                node._backward = None
+                node._backward = _released
                 node._parents = ()
 
     def _topological_order(self) -> list[Tensor]:
@@ -290,6 +290,13 @@ class Tensor:
 
     def cuda(self) -> Tensor:
         return self.to("cuda")
+
+
+def _released(g):
+    raise RuntimeError(
+        "backward: this graph was already released by an earlier backward(); call the first "
+        "backward(retain_graph=True) to go through it twice"
+    )
 
 
 def _check_finite(data, op: str) -> None:
