@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import strategies as st
+from strategies import arrays, broadcastable_pair, shapes
 
 import minroots as mr
-from strategies import arrays, broadcastable_pair, shapes
 
 CASES = {}
 

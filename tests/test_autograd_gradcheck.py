@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from op_cases import CASES
 
 import minroots as mr
-from op_cases import CASES
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -6,10 +6,10 @@ import weakref
 import numpy as np
 import pytest
 from hypothesis import given
+from strategies import arrays, shapes
 
 import minroots as mr
 from minroots.autograd import softmax as S
-from strategies import arrays, shapes
 
 
 def test_seed_example_prints_the_gradient_shape():

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from op_cases import CASES
 
 import minroots as mr
-from op_cases import CASES
 
 torch = pytest.importorskip("torch")
 
