@@ -34,6 +34,16 @@ def _seed_everything():
     yield
 
 
+def pytest_configure(config):
+    """Register one marker per assignment task (``pytest -m task2_1`` runs that task's tests)."""
+    from minroots.assignments import load_tasks
+
+    for task in load_tasks().values():
+        config.addinivalue_line(
+            "markers", f"{task.marker}: assignment task {task.id}, {task.title}"
+        )
+
+
 def pytest_collection_modifyitems(config, items):
     """Skip `gpu` tests unless CuPy sees a GPU."""
     from minroots.backend import cupy_available

@@ -4,12 +4,20 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from op_cases import CASES
+from op_cases import CASES, TASK_OF_CASE
 
 import minroots as mr
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+PARAMS = [
+    pytest.param(
+        name, marks=[getattr(pytest.mark, TASK_OF_CASE[name])] if name in TASK_OF_CASE else []
+    )
+    for name in sorted(CASES)
+]
+
+
+@pytest.mark.parametrize("name", PARAMS)
 @given(data=st.data())
 def test_gradient_equals_central_differences(name, data):
     arrays, fn, _ = CASES[name](data.draw)

@@ -12,6 +12,7 @@ import minroots as mr
 from minroots.autograd import softmax as S
 
 
+@pytest.mark.task2_3
 def test_seed_example_prints_the_gradient_shape():
     x = mr.randn(3, 4, requires_grad=True)
     (x.softmax(-1) * x).sum().backward()
@@ -19,6 +20,7 @@ def test_seed_example_prints_the_gradient_shape():
     assert x.grad.dtype == np.float32
 
 
+@pytest.mark.task2_3
 def test_hand_checkable_example():
     """d/dx of sum(x^2 + 3x) is 2x + 3."""
     x = mr.tensor([1.0, -2.0, 0.5], requires_grad=True)
@@ -36,6 +38,7 @@ def test_dtypes_are_kept():
         assert y.dtype == np.float32, y
 
 
+@pytest.mark.task2_3
 def test_gradients_accumulate_across_uses_and_calls():
     x = mr.tensor([2.0], requires_grad=True)
     y = x * x * x  # x used three times in one graph: 3x^2 = 12
@@ -45,6 +48,7 @@ def test_gradients_accumulate_across_uses_and_calls():
     assert x.grad[0] == pytest.approx(13.0)
 
 
+@pytest.mark.task2_2
 def test_broadcast_backward_reduces_to_input_shape():
     a = mr.tensor(np.ones((2, 3)), requires_grad=True)
     b = mr.tensor(np.ones((3,)), requires_grad=True)
@@ -93,6 +97,7 @@ def test_no_grad_builds_no_graph():
     assert mr.is_grad_enabled()
 
 
+@pytest.mark.task2_3
 def test_deep_graph_does_not_hit_the_recursion_limit():
     x = mr.tensor(np.ones(2), requires_grad=True)
     y = x
@@ -162,6 +167,7 @@ def test_detect_anomaly_names_the_op():
             x.log()
 
 
+@pytest.mark.task3_1
 @given(x=shapes(min_dims=2).flatmap(lambda s: arrays(s, -1e4, 1e4)))
 def test_softmax_family_is_finite_for_large_float32_inputs(x):
     t = mr.tensor(x.astype(np.float32), requires_grad=True)
@@ -172,6 +178,7 @@ def test_softmax_family_is_finite_for_large_float32_inputs(x):
     assert np.all(np.isfinite(t.grad))
 
 
+@pytest.mark.task3_1
 @given(x=shapes(min_dims=1).flatmap(lambda s: arrays(s, -5, 5)))
 def test_fused_softmax_equals_composed_reference(x):
     for fused, composed in (
