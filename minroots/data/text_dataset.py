@@ -1,0 +1,237 @@
+r"""A tokenized text corpus, split into train/validation, serving ``(x, y)`` blocks.
+
+Book chapter 7, "Training" (``book/07_training.md``); data preparation in chapter 6
+(``book/06_tokenizers.md``).
+
+A language model learns to predict token ``t + 1`` from tokens ``0 .. t``. From a corpus of
+token ids ``d`` and a block size ``T``, one training example starting at position ``s`` is
+
+.. math::
+
+    x = d[s : s + T], \qquad y = d[s + 1 : s + T + 1],
+
+so ``y[t]`` is the token that follows ``x[t]``. Worked example with ``d = [5, 6, 7, 8, 9]``,
+``T = 3`` and ``s = 1``: ``x = [6, 7, 8]``, ``y = [7, 8, 9]``.
+
+The split is contiguous and deterministic: the first ``1 - val_fraction`` of the ids train, the
+last ``val_fraction`` validate (no shuffling, so no sentence is half in each split, and the
+same text always gives the same split). Two ways to draw examples:
+
+- ``get_batch(split, batch_size, rng)``: ``batch_size`` random starting positions anywhere in the
+  split (nanoGPT's way; an "epoch" is not defined);
+- ``dataset[i]`` / ``len(dataset)``: the ``i``-th of the non-overlapping blocks of the training
+  split, for :class:`~minroots.data.DataLoader` epochs; ``dataset.blocks("val")`` gives the
+  validation blocks the same way.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from minroots.data.cache import cached_encode
+from minroots.data.corpus import corpus_path, list_corpora, load_corpus
+
+__all__ = ["TextDataset", "Blocks", "split_point"]
+
+_SPLITS = ("train", "val")
+
+
+def split_point(n: int, val_fraction: float) -> int:
+    """Number of leading ids that train: ``n - floor(n * val_fraction)``.
+
+    Example: ``split_point(1000, 0.1) -> 900`` (ids 0..899 train, 900..999 validate).
+    """
+    return n - int(n * val_fraction)
+
+
+class Blocks:
+    """The non-overlapping ``(x, y)`` blocks of one split, as a read-only sequence.
+
+    Block ``i`` starts at ``i * block_size``; there are ``(len(ids) - 1) // block_size`` of them
+    (``y`` needs one id past the block). Items are ``int64`` arrays of shape ``(block_size,)``.
+    """
+
+    def __init__(self, ids: np.ndarray, block_size: int):
+        self.ids = ids
+        self.block_size = block_size
+
+    def __len__(self) -> int:
+        return max(0, (len(self.ids) - 1) // self.block_size)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        n = len(self)
+        if not isinstance(i, (int, np.integer)):
+            raise TypeError(f"index must be an int, got {type(i).__name__}")
+        if not -n <= i < n:
+            raise IndexError(f"block index {i} out of range for {n} blocks")
+        s = (int(i) % n) * self.block_size
+        chunk = np.asarray(self.ids[s : s + self.block_size + 1], dtype=np.int64)
+        return chunk[:-1], chunk[1:]
+
+
+class TextDataset:
+    """Token ids of a corpus with a deterministic train/validation split.
+
+    Args:
+        source: a bundled corpus name (``"shakespeare"``), a path to a UTF-8 file (a
+            ``os.PathLike``, or a one-line ``str`` naming an existing file), or the text itself.
+        tokenizer: anything with ``encode``, ``decode`` and ``vocab_size``; default a
+            :class:`~minroots.tokenizers.CharTokenizer` built from the whole text.
+        block_size: tokens per example ``T`` (the model's context length).
+        val_fraction: share of the ids, taken from the end, that validate (``0 <= f < 1``).
+        cache_dir: where token ids are cached (see :mod:`minroots.data.cache`).
+        seed: seeds the generator ``get_batch`` uses when it is given no ``rng``.
+        use_cache: ``False`` tokenizes every time and writes no cache file.
+
+    Example::
+
+        >>> ds = TextDataset("shakespeare", block_size=64)
+        >>> x, y = ds.get_batch("train", 8, np.random.default_rng(0))
+        >>> x.shape, y.shape, (x[:, 1:] == y[:, :-1]).all()
+        ((8, 64), (8, 64), True)
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike,
+        tokenizer=None,
+        block_size: int = 128,
+        val_fraction: float = 0.1,
+        cache_dir: str | os.PathLike | None = None,
+        seed: int = 0,
+        use_cache: bool = True,
+    ):
+        if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
+            raise TypeError(f"block_size must be an int, got {type(block_size).__name__}")
+        if block_size < 1:
+            raise ValueError(f"block_size must be at least 1, got {block_size}")
+        if not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
+            raise ValueError(f"val_fraction must be a number in [0, 1), got {val_fraction!r}")
+        self.text = self._resolve(source)
+        if tokenizer is None:
+            from minroots.tokenizers import CharTokenizer
+
+            tokenizer = CharTokenizer.from_text(self.text)
+        self.tokenizer = tokenizer
+        self.block_size = int(block_size)
+        self.val_fraction = float(val_fraction)
+        self.ids = cached_encode(self.text, tokenizer, cache_dir=cache_dir, use_cache=use_cache)
+        self._split = split_point(len(self.ids), self.val_fraction)
+        self._rng = np.random.default_rng(seed)
+        self._check_lengths(source)
+
+    @staticmethod
+    def _resolve(source) -> str:
+        if isinstance(source, os.PathLike):
+            return load_corpus(source)
+        if not isinstance(source, str):
+            raise TypeError(
+                f"source must be a corpus name, a file path or text, got {type(source).__name__}"
+            )
+        if source in list_corpora():
+            return load_corpus(source)
+        if "\n" not in source and len(source) < 4096 and os.path.isfile(source):
+            return load_corpus(source)
+        if not source:
+            raise ValueError("source is an empty string; expected text, a corpus name or a path")
+        return source
+
+    def _check_lengths(self, source) -> None:
+        need = self.block_size + 1
+        for split in _SPLITS if self.val_fraction > 0 else ("train",):
+            n = len(self.split(split))
+            if n < need:
+                hint = ""
+                if isinstance(source, str) and len(source) < 200 and "\n" not in source:
+                    try:
+                        corpus_path(source)
+                    except FileNotFoundError as e:
+                        hint = f" (if you meant a corpus name or file: {e})"
+                raise ValueError(
+                    f"the {split} split has {n} tokens; block_size={self.block_size} needs at "
+                    f"least {need}: use more text, a smaller block_size or another "
+                    f"val_fraction{hint}"
+                )
+
+    # --- the splits ---------------------------------------------------------------------------
+    def split(self, split: str) -> np.ndarray:
+        """The ids of ``"train"`` or ``"val"`` (a read-only view, no copy)."""
+        if split == "train":
+            view = self.ids[: self._split]
+        elif split == "val":
+            view = self.ids[self._split :]
+        else:
+            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+        if isinstance(view, np.ndarray) and view.flags.writeable:
+            view = view.view()
+            view.flags.writeable = False
+        return view
+
+    @property
+    def train(self) -> np.ndarray:
+        return self.split("train")
+
+    @property
+    def val(self) -> np.ndarray:
+        return self.split("val")
+
+    def blocks(self, split: str = "train") -> Blocks:
+        """The non-overlapping ``(x, y)`` blocks of a split (for :class:`DataLoader` epochs)."""
+        return Blocks(self.split(split), self.block_size)
+
+    # --- examples -----------------------------------------------------------------------------
+    def get_batch(
+        self, split: str, batch_size: int, rng: np.random.Generator | int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``batch_size`` blocks from random positions of a split: ``(x, y)``, int64, ``(B, T)``.
+
+        ``rng`` is a ``numpy.random.Generator`` or a seed; ``None`` uses the dataset's own
+        generator (seeded by ``seed``). Every start ``s`` lies in ``[0, len(split) - T - 1]``,
+        so that ``y = d[s + 1 : s + T + 1]`` stays inside the split.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+            raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if rng is None:
+            rng = self._rng
+        elif not isinstance(rng, np.random.Generator):
+            rng = np.random.default_rng(rng)
+        data = self.split(split)
+        T = self.block_size
+        if len(data) < T + 1:
+            raise ValueError(f"the {split} split has {len(data)} tokens, fewer than block_size + 1")
+        starts = rng.integers(0, len(data) - T, size=batch_size)  # (B,)
+        chunk = np.asarray(data[starts[:, None] + np.arange(T + 1)], dtype=np.int64)  # (B, T+1)
+        return np.ascontiguousarray(chunk[:, :-1]), np.ascontiguousarray(chunk[:, 1:])
+
+    def __len__(self) -> int:
+        """Number of non-overlapping training blocks (one :class:`DataLoader` epoch)."""
+        return len(self.blocks("train"))
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.blocks("train")[i]
+
+    # --- tokens <-> text ----------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.ids)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text)
+
+    def decode(self, ids) -> str:
+        """Text of a sequence of ids (a list or a 1-D array)."""
+        return self.tokenizer.decode([int(i) for i in np.asarray(ids).reshape(-1)])
+
+    def __repr__(self) -> str:
+        return (
+            f"TextDataset(tokens={self.num_tokens}, vocab_size={self.vocab_size}, "
+            f"block_size={self.block_size}, train={len(self.train)}, val={len(self.val)})"
+        )
