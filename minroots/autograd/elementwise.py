@@ -39,7 +39,7 @@ def _check_broadcast(op: str, a: Tensor, b: Tensor) -> None:
 
 
 def add(a, b) -> Tensor:
-    r"""z = a + b;  \bar a = \bar z,  \bar b = \bar z (summed over broadcast axes)."""
+    r"""Forward :math:`z = a + b`; backward :math:`\bar a = \bar z,\ \bar b = \bar z` (summed over broadcast axes)."""
     a, b = _binary(a, b, "add")
     _check_broadcast("add", a, b)
     return Tensor._make(
@@ -49,7 +49,7 @@ def add(a, b) -> Tensor:
 
 
 def sub(a, b) -> Tensor:
-    r"""z = a - b;  \bar a = \bar z,  \bar b = -\bar z."""
+    r"""Forward :math:`z = a - b`; backward :math:`\bar a = \bar z, \bar b = -\bar z`."""
     a, b = _binary(a, b, "sub")
     _check_broadcast("sub", a, b)
     return Tensor._make(
@@ -59,7 +59,7 @@ def sub(a, b) -> Tensor:
 
 
 def mul(a, b) -> Tensor:
-    r"""z = a \odot b;  \bar a = \bar z \odot b,  \bar b = \bar z \odot a."""
+    r"""Forward :math:`z = a \odot b`; backward :math:`\bar a = \bar z \odot b, \bar b = \bar z \odot a`."""
     a, b = _binary(a, b, "mul")
     _check_broadcast("mul", a, b)
 
@@ -72,7 +72,7 @@ def mul(a, b) -> Tensor:
 
 
 def div(a, b) -> Tensor:
-    r"""z = a / b;  \bar a = \bar z / b,  \bar b = -\bar z \, a / b^2."""
+    r"""Forward :math:`z = a / b`; backward :math:`\bar a = \bar z / b, \bar b = -\bar z \, a / b^2`."""
     a, b = _binary(a, b, "div")
     _check_broadcast("div", a, b)
 
@@ -85,7 +85,7 @@ def div(a, b) -> Tensor:
 
 
 def pow(a, p) -> Tensor:
-    r"""z = a^p;  \bar a = \bar z \, p \, a^{p-1},  and for a tensor exponent \bar p = \bar z \, z \ln a."""
+    r"""Forward :math:`z = a^p`; backward :math:`\bar a = \bar z \, p \, a^{p-1}`, and for a tensor exponent :math:`\bar p = \bar z \, z \ln a`."""
     if isinstance(p, (int, float)):
         xp = B.get_array_module(a.data)
         out = a.data * a.data if p == 2 else xp.power(a.data, a.data.dtype.type(p))
@@ -114,36 +114,36 @@ def pow(a, p) -> Tensor:
 
 
 def neg(a: Tensor) -> Tensor:
-    r"""z = -a;  \bar a = -\bar z."""
+    r"""Forward :math:`z = -a`; backward :math:`\bar a = -\bar z`."""
     return Tensor._make(-a.data, (a,), lambda g: (-g,), "neg")
 
 
 def exp(a: Tensor) -> Tensor:
-    r"""z = e^a;  \bar a = \bar z \odot z."""
+    r"""Forward :math:`z = e^a`; backward :math:`\bar a = \bar z \odot z`."""
     out = B.get_array_module(a.data).exp(a.data)
     return Tensor._make(out, (a,), lambda g: (g * out,), "exp")
 
 
 def log(a: Tensor) -> Tensor:
-    r"""z = \ln a;  \bar a = \bar z / a."""
+    r"""Forward :math:`z = \ln a`; backward :math:`\bar a = \bar z / a`."""
     out = B.get_array_module(a.data).log(a.data)
     return Tensor._make(out, (a,), lambda g: (g / a.data,), "log")
 
 
 def sqrt(a: Tensor) -> Tensor:
-    r"""z = \sqrt a;  \bar a = \bar z / (2 z)."""
+    r"""Forward :math:`z = \sqrt a`; backward :math:`\bar a = \bar z / (2 z)`."""
     out = B.get_array_module(a.data).sqrt(a.data)
     return Tensor._make(out, (a,), lambda g: (g / (2 * out),), "sqrt")
 
 
 def tanh(a: Tensor) -> Tensor:
-    r"""z = \tanh a;  \bar a = \bar z \odot (1 - z^2)."""
+    r"""Forward :math:`z = \tanh a`; backward :math:`\bar a = \bar z \odot (1 - z^2)`."""
     out = B.get_array_module(a.data).tanh(a.data)
     return Tensor._make(out, (a,), lambda g: (g * (1 - out * out),), "tanh")
 
 
 def sigmoid(a: Tensor) -> Tensor:
-    r"""z = \sigma(a) = 1 / (1 + e^{-a});  \bar a = \bar z \odot z (1 - z).
+    r"""Forward :math:`z = \sigma(a) = 1 / (1 + e^{-a})`; backward :math:`\bar a = \bar z \odot z (1 - z)`.
 
     Computed as :math:`(1 + \tanh(a/2)) / 2`, which never overflows.
     """
@@ -153,7 +153,7 @@ def sigmoid(a: Tensor) -> Tensor:
 
 
 def relu(a: Tensor) -> Tensor:
-    r"""z = \max(a, 0);  \bar a = \bar z \odot [a > 0]."""
+    r"""Forward :math:`z = \max(a, 0)`; backward :math:`\bar a = \bar z \odot [a > 0]`."""
     mask = a.data > 0
     return Tensor._make(a.data * mask, (a,), lambda g: (g * mask,), "relu")
 
@@ -195,13 +195,13 @@ def gelu(a: Tensor, approximate: str = "none") -> Tensor:
 
 
 def abs(a: Tensor) -> Tensor:  # noqa: A001 - the NumPy name
-    r"""z = |a|;  \bar a = \bar z \odot \mathrm{sign}(a)."""
+    r"""Forward :math:`z = |a|`; backward :math:`\bar a = \bar z \odot \mathrm{sign}(a)`."""
     xp = B.get_array_module(a.data)
     return Tensor._make(xp.abs(a.data), (a,), lambda g: (g * xp.sign(a.data),), "abs")
 
 
 def clip(a: Tensor, min=None, max=None) -> Tensor:  # noqa: A002 - NumPy's argument names
-    r"""z = \min(\max(a, \mathrm{min}), \mathrm{max});  \bar a = \bar z where min <= a <= max, else 0."""
+    r"""Forward :math:`z = \min(\max(a, \mathrm{min}), \mathrm{max})`; backward :math:`\bar a = \bar z` where :math:`\mathrm{min} \le a \le \mathrm{max}`, else 0."""
     xp = B.get_array_module(a.data)
     out = xp.clip(a.data, min, max)
     inside = xp.ones(a.shape, dtype=bool)
@@ -213,7 +213,7 @@ def clip(a: Tensor, min=None, max=None) -> Tensor:  # noqa: A002 - NumPy's argum
 
 
 def where(cond, a, b) -> Tensor:
-    r"""z = a where cond else b;  \bar a = \bar z \odot cond,  \bar b = \bar z \odot \lnot cond."""
+    r"""Forward :math:`z = a` where ``cond`` else :math:`b`; backward :math:`\bar a = \bar z \odot c,\ \bar b = \bar z \odot \lnot c` with :math:`c` = ``cond``."""
     cond = cond.data if isinstance(cond, Tensor) else cond
     if not isinstance(a, Tensor):
         a = lift(a, b) if isinstance(b, Tensor) else Tensor(a)
@@ -231,7 +231,7 @@ def where(cond, a, b) -> Tensor:
 
 
 def masked_fill(a: Tensor, mask, value: float) -> Tensor:
-    r"""z = value where mask else a;  \bar a = \bar z \odot \lnot mask."""
+    r"""``value`` where ``mask`` is true, else :math:`a`; backward :math:`\bar a = \bar z \odot \lnot \mathrm{mask}`."""
     xp = B.get_array_module(a.data)
     mask = xp.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=bool)
     out = xp.where(mask, a.data.dtype.type(value), a.data)
@@ -241,7 +241,7 @@ def masked_fill(a: Tensor, mask, value: float) -> Tensor:
 
 
 def astype(a: Tensor, dtype) -> Tensor:
-    r"""The same values in another dtype;  \bar a = \bar z cast back."""
+    r"""The same values in another dtype; the backward casts :math:`\bar z` back."""
     src = a.data.dtype
     return Tensor._make(a.data.astype(dtype), (a,), lambda g: (g.astype(src),), "astype")
 

@@ -4,7 +4,7 @@ Book chapter 2, "Autograd" (``book/02_autograd.md``).
 
 ``tensor(array)`` keeps the array's dtype (float64 stays float64, so gradient checks can run in
 double precision); Python numbers and lists become the default dtype (float32). Random tensors use
-the backend's one seeded generator (:func:`minroots.manual_seed`).
+the backend's one seeded generator (:func:`minroots.backend.manual_seed`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ __all__ = ["matmul"]
 
 
 def matmul(a, b) -> Tensor:
-    r"""Z = A B;  \bar A = \bar Z B^\top,  \bar B = A^\top \bar Z.
+    r"""Forward :math:`Z = A B`; backward :math:`\bar A = \bar Z B^\top, \bar B = A^\top \bar Z`.
 
     >>> matmul(ones(2, 3), ones(3, 4)).shape
     (2, 4)

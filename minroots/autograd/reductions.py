@@ -42,7 +42,7 @@ def _count(shape: tuple, axes: tuple) -> int:
 
 
 def sum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    r"""z = \sum_{i \in axes} a_i;  \bar a_i = \bar z (broadcast back over the summed axes)."""
+    r"""Forward :math:`z = \sum_{i \in axes} a_i`; backward :math:`\bar a_i = \bar z` (broadcast back over the summed axes)."""
     axes = normalize_axes(axis, a.ndim, "sum")
     kshape = kept_shape(a.shape, axes)
     xp = B.get_array_module(a.data)
@@ -51,7 +51,7 @@ def sum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
 
 
 def mean(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
-    r"""z = \frac1n \sum_{i \in axes} a_i;  \bar a_i = \bar z / n."""
+    r"""Forward :math:`z = \frac1n \sum_{i \in axes} a_i`; backward :math:`\bar a_i = \bar z / n`."""
     axes = normalize_axes(axis, a.ndim, "mean")
     kshape = kept_shape(a.shape, axes)
     n = _count(a.shape, axes)
@@ -84,17 +84,17 @@ def _extreme(a: Tensor, axis, keepdims: bool, op: str) -> Tensor:
 
 
 def max(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    r"""z = \max_{i \in axes} a_i;  \bar a_i = \bar z / k at the k positions that attain the max, else 0."""
+    r"""Forward :math:`z = \max_{i \in axes} a_i`; backward :math:`\bar a_i = \bar z / k` at the :math:`k` positions that attain the max, else 0."""
     return _extreme(a, axis, keepdims, "max")
 
 
 def min(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    r"""z = \min_{i \in axes} a_i;  \bar a_i = \bar z / k at the k positions that attain the min, else 0."""
+    r"""Forward :math:`z = \min_{i \in axes} a_i`; backward :math:`\bar a_i = \bar z / k` at the :math:`k` positions that attain the min, else 0."""
     return _extreme(a, axis, keepdims, "min")
 
 
 def var(a: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-    r"""z = \frac{1}{n - ddof} \sum_i (a_i - \mu)^2;  \bar a_i = \bar z \, \frac{2 (a_i - \mu)}{n - ddof}.
+    r"""Forward :math:`z = \frac{1}{n - ddof} \sum_i (a_i - \mu)^2`; backward :math:`\bar a_i = \bar z \, \frac{2 (a_i - \mu)}{n - ddof}`.
 
     (The mean's own dependence on :math:`a_i` drops out because :math:`\sum_i (a_i - \mu) = 0`.)
     ``ddof=0`` as in NumPy; ``ddof=1`` is the unbiased estimate (torch's default).

@@ -22,7 +22,7 @@ __all__ = [
 
 
 def reshape(a: Tensor, *shape) -> Tensor:
-    r"""z = a viewed with a new shape;  \bar a = \bar z reshaped to a's shape."""
+    r"""View :math:`a` with a new shape; backward: :math:`\bar z` reshaped to the shape of :math:`a`."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     try:
@@ -41,7 +41,7 @@ def flatten(a: Tensor, start: int = 0) -> Tensor:
 
 
 def transpose(a: Tensor, *axes) -> Tensor:
-    r"""Permute axes as NumPy does (reverse them when none are given);  \bar a = \bar z permuted back."""
+    r"""Permute axes as NumPy does (reverse them when none are given); backward: :math:`\bar z` permuted back."""
     if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
         axes = tuple(axes[0])
     axes = tuple(reversed(range(a.ndim))) if not axes else tuple(ax % a.ndim for ax in axes)
@@ -54,7 +54,7 @@ def transpose(a: Tensor, *axes) -> Tensor:
 
 
 def swapaxes(a: Tensor, axis1: int, axis2: int) -> Tensor:
-    r"""Exchange two axes;  \bar a = \bar z with the same two axes exchanged."""
+    r"""Exchange two axes; backward: :math:`\bar z` with the same two axes exchanged."""
     return Tensor._make(
         a.data.swapaxes(axis1, axis2), (a,), lambda g: (g.swapaxes(axis1, axis2),), "swapaxes"
     )
@@ -81,7 +81,7 @@ def unsqueeze(a: Tensor, axis: int) -> Tensor:
 
 
 def broadcast_to(a: Tensor, shape) -> Tensor:
-    r"""Repeat ``a`` along broadcast axes;  \bar a = \bar z summed back to a's shape."""
+    r"""Repeat ``a`` along broadcast axes; backward: :math:`\bar z` summed back to the shape of :math:`a`."""
     from minroots.autograd.tensor import unbroadcast
 
     xp = B.get_array_module(a.data)
@@ -104,7 +104,7 @@ def _is_basic(index) -> bool:
 
 
 def getitem(a: Tensor, index) -> Tensor:
-    r"""z = a[index];  \bar a = zeros with \bar z added at the indexed places (a scatter-add)."""
+    r"""Forward :math:`z = a[index]`; backward: zeros with :math:`\bar z` added at the indexed places (a scatter-add)."""
     index = _unwrap_index(index)
     try:
         out = a.data[index]
@@ -125,7 +125,7 @@ def getitem(a: Tensor, index) -> Tensor:
 
 
 def concatenate(tensors, axis: int = 0) -> Tensor:
-    r"""Join tensors along an existing axis;  each \bar a_k is its slice of \bar z."""
+    r"""Join tensors along an existing axis; backward: each :math:`\bar a_k` is its slice of :math:`\bar z`."""
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("concatenate: need at least one tensor")
@@ -147,7 +147,7 @@ def concatenate(tensors, axis: int = 0) -> Tensor:
 
 
 def stack(tensors, axis: int = 0) -> Tensor:
-    r"""Join tensors along a new axis;  each \bar a_k is \bar z taken at index k of that axis."""
+    r"""Join tensors along a new axis; backward: each :math:`\bar a_k` is :math:`\bar z` at index :math:`k` of that axis."""
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("stack: need at least one tensor")

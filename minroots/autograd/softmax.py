@@ -24,7 +24,7 @@ __all__ = ["softmax", "log_softmax", "logsumexp", "softmax_composed", "log_softm
 
 
 def softmax(a: Tensor, axis: int = -1) -> Tensor:
-    r"""y = \mathrm{softmax}(a);  \bar a = y \odot (\bar y - \sum_j \bar y_j y_j)   (the softmax Jacobian)."""
+    r"""Forward :math:`y = \mathrm{softmax}(a)`; backward :math:`\bar a = y \odot (\bar y - \sum_j \bar y_j y_j)` (the softmax Jacobian)."""
     xp = B.get_array_module(a.data)
     y = a.data - a.data.max(axis=axis, keepdims=True)
     xp.exp(y, out=y)
@@ -39,7 +39,7 @@ def softmax(a: Tensor, axis: int = -1) -> Tensor:
 
 
 def log_softmax(a: Tensor, axis: int = -1) -> Tensor:
-    r"""z = a - \mathrm{logsumexp}(a);  \bar a = \bar z - \mathrm{softmax}(a) \sum_j \bar z_j."""
+    r"""Forward :math:`z = a - \mathrm{logsumexp}(a)`; backward :math:`\bar a = \bar z - \mathrm{softmax}(a) \sum_j \bar z_j`."""
     xp = B.get_array_module(a.data)
     shifted = a.data - a.data.max(axis=axis, keepdims=True)
     z = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
@@ -51,7 +51,7 @@ def log_softmax(a: Tensor, axis: int = -1) -> Tensor:
 
 
 def logsumexp(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
-    r"""z = \ln \sum_j e^{a_j};  \bar a_i = \bar z \, \mathrm{softmax}(a)_i."""
+    r"""Forward :math:`z = \ln \sum_j e^{a_j}`; backward :math:`\bar a_i = \bar z \, \mathrm{softmax}(a)_i`."""
     xp = B.get_array_module(a.data)
     axes = R.normalize_axes(axis, a.ndim, "logsumexp")
     m = a.data.max(axis=axes, keepdims=True)
