@@ -1,0 +1,354 @@
+r"""The optimizer base class: parameter groups, per-parameter state, saving and loading.
+
+Book chapter 5, "Optimizers" (``book/05_optimizers.md``).
+
+An optimizer turns gradients into parameter updates. Every optimizer in :mod:`minroots.optim`
+shares the bookkeeping in this file, modelled on ``torch.optim.Optimizer``:
+
+- **parameter groups**: a list of dicts, each with its own ``"params"`` and hyperparameters
+  (``lr``, ``weight_decay``, ...). Passing plain Tensors makes one group; passing dicts lets, e.g.,
+  biases and layer-norm gains skip weight decay (:func:`weight_decay_groups`).
+- **state**: per-parameter buffers (Adam's :math:`m_t`, :math:`v_t`), keyed by the parameter's
+  position in the flattened groups (0, 1, 2, ...), created on the parameter's first update and
+  afterwards updated *in place*.
+- **state_dict / load_state_dict**: plain data (numbers, lists, arrays; no pickle), so a checkpoint
+  can be written as JSON + safetensors (:meth:`Optimizer.save_state`).
+
+A parameter is a :class:`minroots.Tensor` (anything with ``.data``, a floating NumPy/CuPy array,
+and ``.grad``, an array of the same shape or ``None``). The optimizer writes into ``p.data`` in
+place and never rebinds it, so views of a parameter (tied weights) stay valid.
+
+Worked example, one SGD step by hand (:math:`\theta \leftarrow \theta - \eta g`):
+
+>>> p = minroots.tensor(np.array([1.0, 2.0]), requires_grad=True)
+>>> p.grad = np.array([0.5, -1.0])
+>>> opt = SGD([p], lr=0.1); opt.step()
+>>> p.data                                  # [1 - 0.1 * 0.5, 2 + 0.1 * 1.0]
+array([0.95, 2.1 ])
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+
+import numpy as np
+
+from minroots import backend as B
+
+__all__ = ["Optimizer", "weight_decay_groups", "load_state"]
+
+
+def _is_parameter(p) -> bool:
+    """True for a Tensor-like object: ``.data`` is a floating array and ``.grad`` exists."""
+    if not (hasattr(p, "data") and hasattr(p, "grad")):
+        return False
+    dtype = getattr(p.data, "dtype", None)
+    shape = getattr(p.data, "shape", None)
+    return dtype is not None and shape is not None and np.dtype(dtype).kind == "f"
+
+
+def _describe(x) -> str:
+    """``numpy.ndarray`` style name of ``x``'s type, for error messages."""
+    t = type(x)
+    return t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__name__}"
+
+
+def _check_number(name: str, value, where: str, low=0.0, high=None, high_open=False) -> float:
+    """Validate a real hyperparameter and return it as a Python float (JSON-able, no promotion)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}: {name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or (low is not None and value < low):
+        raise ValueError(f"{where}: {name} must be a finite number >= {low}, got {value!r}")
+    if high is not None and (value >= high if high_open else value > high):
+        rel = "<" if high_open else "<="
+        raise ValueError(f"{where}: {name} must be {rel} {high}, got {value!r}")
+    return value
+
+
+class Optimizer:
+    """Base class: holds parameter groups and state; subclasses implement :meth:`step`.
+
+    Args:
+        params: an iterable of Tensors, or of dicts ``{"params": [...], "lr": ..., ...}``
+            (parameter groups; options missing from a group take the optimizer's defaults).
+        defaults: the optimizer's hyperparameters, e.g. ``{"lr": 1e-3, "momentum": 0.0}``.
+
+    Subclasses define ``_check_group(group, where)`` (validate and normalise a group's options) and
+    ``step()``; they read ``self.state[i]`` for the parameter with flat index ``i``.
+    """
+
+    #: names of the per-parameter state entries that are arrays (the rest are ints/floats)
+    _array_state: tuple[str, ...] = ()
+
+    def __init__(self, params, defaults: dict):
+        name = type(self).__name__
+        if _is_parameter(params) or isinstance(params, dict):
+            raise TypeError(
+                f"{name}: params must be an iterable of Tensors or of parameter-group dicts, got "
+                f"a single {_describe(params)}; wrap it in a list"
+            )
+        try:
+            params = list(params)
+        except TypeError:
+            raise TypeError(
+                f"{name}: params must be an iterable of Tensors or of parameter-group dicts, "
+                f"got {_describe(params)}"
+            ) from None
+        if not params:
+            raise ValueError(
+                f"{name}: params is empty; the optimizer got no parameters to optimize"
+            )
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict] = []
+        self.state: dict[int, dict] = {}
+        self._scratch: dict = {}  # (array module, dtype) -> flat work buffer, reused every step
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # -- parameter groups --------------------------------------------------------------------
+
+    def add_param_group(self, group: dict) -> None:
+        """Append a parameter group (a dict with ``"params"`` and optional hyperparameters)."""
+        name = type(self).__name__
+        where = f"{name} param_groups[{len(self.param_groups)}]"
+        if not isinstance(group, dict):
+            raise TypeError(f"{where}: expected a dict with a 'params' key, got {_describe(group)}")
+        if "params" not in group:
+            raise ValueError(f"{where}: the dict has no 'params' key")
+        params = group["params"]
+        params = [params] if _is_parameter(params) else list(params)
+        if not params:
+            raise ValueError(f"{where}: 'params' is empty")
+        for j, p in enumerate(params):
+            if not _is_parameter(p):
+                raise TypeError(
+                    f"{where}: params[{j}] must be a Tensor (with .data, a floating array, and "
+                    f".grad), got {_describe(p)}; wrap arrays with minroots.tensor(x, "
+                    f"requires_grad=True)"
+                )
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if len({id(p) for p in params}) != len(params) or seen & {id(p) for p in params}:
+            raise ValueError(f"{where}: some parameters appear more than once")
+        group = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
+        group["params"] = params
+        self._check_group(group, where)
+        self.param_groups.append(group)
+
+    def _check_group(self, group: dict, where: str) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _parameters(self):
+        """Yield ``(flat_index, group, parameter)`` over all groups, in order."""
+        i = 0
+        for group in self.param_groups:
+            for p in group["params"]:
+                yield i, group, p
+                i += 1
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients: ``p.grad = None`` (default, like torch) or fill them with 0."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad[...] = 0
+
+    def step(self, closure=None):  # pragma: no cover - abstract
+        """Update every parameter that has a gradient; returns ``closure()`` if one is given."""
+        raise NotImplementedError
+
+    def _grad(self, i: int, p):
+        """``p.grad`` after checking its shape, or None when the parameter got no gradient."""
+        g = p.grad
+        if g is None:
+            return None
+        if g.shape != p.data.shape:
+            raise ValueError(
+                f"{type(self).__name__}.step: parameter {i} has shape {tuple(p.data.shape)} but its "
+                f"gradient has shape {tuple(g.shape)}"
+            )
+        return g
+
+    def _work(self, like, n: int = 1):
+        """``n`` scratch arrays shaped like ``like``, views of one reused buffer (no allocation
+        per step; the buffer is as large as ``n`` copies of the biggest parameter seen)."""
+        xp = B.get_array_module(like)
+        key = (xp.__name__, like.dtype)
+        buf = self._scratch.get(key)
+        size = like.size
+        if buf is None or buf.size < n * size:
+            buf = xp.empty(n * size, dtype=like.dtype)
+            self._scratch[key] = buf
+        return [buf[k * size : (k + 1) * size].reshape(like.shape) for k in range(n)]
+
+    # -- state dict ----------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """The optimizer's state as plain data: ``{"state": {i: {...}}, "param_groups": [...]}``.
+
+        ``state`` maps a parameter's flat index to its entries (``"step"``: int, arrays such as
+        ``"exp_avg"``); arrays are *copies*, because the optimizer keeps updating its own buffers in
+        place. ``param_groups`` holds each group's hyperparameters and, under ``"params"``, the flat
+        indices of its parameters (JSON-able).
+        """
+        state = {}
+        for i, entry in self.state.items():
+            state[i] = {k: (v.copy() if k in self._array_state else v) for k, v in entry.items()}
+        groups, start = [], 0
+        for group in self.param_groups:
+            g = {k: (list(v) if isinstance(v, tuple) else v) for k, v in group.items()}
+            g["params"] = list(range(start, start + len(group["params"])))
+            start += len(group["params"])
+            groups.append(g)
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore a :meth:`state_dict` exactly (hyperparameters and buffers, copied into arrays of
+        each parameter's dtype and device)."""
+        name = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            raise ValueError(f"{name}: expected a dict with keys 'state' and 'param_groups'")
+        saved = state_dict["param_groups"]
+        if len(saved) != len(self.param_groups):
+            raise ValueError(
+                f"{name}: the state has {len(saved)} parameter groups, this optimizer has "
+                f"{len(self.param_groups)}"
+            )
+        for k, (old, new) in enumerate(zip(self.param_groups, saved, strict=True)):
+            if len(new["params"]) != len(old["params"]):
+                raise ValueError(
+                    f"{name}: parameter group {k} has {len(new['params'])} parameters in the state "
+                    f"but {len(old['params'])} in this optimizer"
+                )
+        params = {i: p for i, _, p in self._parameters()}
+        # saved flat index -> this optimizer's flat index (groups are matched by position)
+        index = {}
+        start = 0
+        for new in saved:
+            for offset, s in enumerate(new["params"]):
+                index[int(s)] = start + offset
+            start += len(new["params"])
+        state = {}
+        for key, entry in state_dict["state"].items():
+            if int(key) not in index:
+                raise ValueError(f"{name}: the state has an entry for unknown parameter {key!r}")
+            i = index[int(key)]
+            p = params[i]
+            xp = B.get_array_module(p.data)
+            unexpected = set(entry) - set(self._array_state) - {"step"}
+            if unexpected:
+                raise ValueError(f"{name}: parameter {i} has unexpected state {sorted(unexpected)}")
+            restored = {}
+            for k, v in entry.items():
+                if k in self._array_state:
+                    if tuple(v.shape) != tuple(p.data.shape):
+                        raise ValueError(
+                            f"{name}: state {k!r} of parameter {i} has shape {tuple(v.shape)}, "
+                            f"the parameter has shape {tuple(p.data.shape)}"
+                        )
+                    arr = xp.empty_like(p.data)
+                    arr[...] = xp.asarray(v)  # a fresh buffer: no aliasing with the caller's
+                    restored[k] = arr
+                else:
+                    restored[k] = int(v)
+            state[i] = restored
+        for group, new in zip(self.param_groups, saved, strict=True):
+            options = {k: v for k, v in new.items() if k != "params"}
+            candidate = {**group, **options}
+            self._check_group(candidate, f"{name}: param_groups")
+            group.clear()
+            group.update(candidate)
+        self.state = state
+
+    def save_state(self, path_prefix) -> tuple[str, str]:
+        """Write the state to ``<prefix>.json`` (hyperparameters, steps) and
+        ``<prefix>.safetensors`` (buffers, as ``"state.<i>.<name>"``); no pickle.
+
+        Returns the two paths. Restore with ``opt.load_state_dict(load_state(prefix))``.
+        """
+        sd = self.state_dict()
+        tensors, meta_state = {}, {}
+        for i, entry in sd["state"].items():
+            meta_state[str(i)] = {}
+            for k, v in entry.items():
+                if k in self._array_state:
+                    tensors[f"state.{i}.{k}"] = np.ascontiguousarray(B.to_numpy(v))
+                else:
+                    meta_state[str(i)][k] = v
+        meta = {
+            "optimizer": type(self).__name__,
+            "array_state": list(self._array_state),
+            "state": meta_state,
+            "param_groups": sd["param_groups"],
+        }
+        json_path, st_path = (
+            f"{os.fspath(path_prefix)}.json",
+            f"{os.fspath(path_prefix)}.safetensors",
+        )
+        from safetensors.numpy import save_file
+
+        save_file(tensors, st_path)
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=1)
+        return json_path, st_path
+
+    def load_state(self, path_prefix) -> None:
+        """Load what :meth:`save_state` wrote (``load_state_dict(load_state(prefix))``)."""
+        self.load_state_dict(load_state(path_prefix))
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for k, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {k}")
+            for key in sorted(group):
+                if key != "params":
+                    lines.append(f"    {key}: {group[key]}")
+        return "\n".join(lines) + "\n)"
+
+
+def load_state(path_prefix) -> dict:
+    """Read ``<prefix>.json`` + ``<prefix>.safetensors`` written by :meth:`Optimizer.save_state`
+    back into a state dict (arrays come back as NumPy; ``load_state_dict`` moves them)."""
+    from safetensors.numpy import load_file
+
+    prefix = os.fspath(path_prefix)
+    with open(f"{prefix}.json", encoding="utf-8") as f:
+        meta = json.load(f)
+    tensors = load_file(f"{prefix}.safetensors")
+    state = {}
+    for key, entry in meta["state"].items():
+        state[int(key)] = dict(entry)
+    for name, arr in tensors.items():
+        _, i, k = name.split(".", 2)
+        state.setdefault(int(i), {})[k] = arr
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def weight_decay_groups(params, weight_decay: float) -> list[dict]:
+    """Split parameters into a decayed group (matrices: ``ndim >= 2``) and an undecayed one
+    (biases, layer-norm gains: ``ndim < 2``), as nanoGPT and GPT-2 training do.
+
+    ``params`` is an iterable of Tensors or of ``(name, Tensor)`` pairs (``named_parameters()``).
+
+    >>> groups = weight_decay_groups(model.parameters(), 0.1)
+    >>> [g["weight_decay"] for g in groups]
+    [0.1, 0.0]
+    """
+    decay, no_decay = [], []
+    for item in params:
+        p = item[1] if isinstance(item, tuple) else item
+        if not _is_parameter(p):
+            raise TypeError(f"weight_decay_groups: expected Tensors, got {_describe(p)}")
+        (decay if len(p.data.shape) >= 2 else no_decay).append(p)
+    groups = []
+    if decay:
+        groups.append({"params": decay, "weight_decay": weight_decay})
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups

@@ -1,0 +1,120 @@
+r"""Stochastic gradient descent, with momentum, Nesterov momentum and weight decay.
+
+Book chapter 5, "Optimizers" (``book/05_optimizers.md``).
+
+The simplest optimizer: step against the gradient. Momentum adds a running sum of past gradients,
+so that steps keep their direction through noise and narrow valleys. The update is exactly that of
+``torch.optim.SGD``.
+"""
+
+from __future__ import annotations
+
+from minroots import backend as B
+from minroots.optim.optimizer import Optimizer, _check_number
+
+__all__ = ["SGD"]
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent (optionally with momentum), as ``torch.optim.SGD``.
+
+    With learning rate :math:`\eta`, weight decay :math:`\lambda`, momentum :math:`\mu` and
+    dampening :math:`\tau`, step :math:`t` does
+
+    .. math::
+
+        g_t &= \nabla_\theta L(\theta_{t-1}) + \lambda\,\theta_{t-1} \\
+        b_t &= \begin{cases} g_t & t = 1 \\ \mu\, b_{t-1} + (1 - \tau)\, g_t & t > 1 \end{cases} \\
+        u_t &= \begin{cases} g_t + \mu\, b_t & \text{Nesterov} \\ b_t & \text{otherwise} \end{cases}
+            \qquad (u_t = g_t \text{ when } \mu = 0) \\
+        \theta_t &= \theta_{t-1} - \eta\, u_t
+
+    Here the weight decay is *coupled* (an L2 penalty :math:`\tfrac{\lambda}{2}\lVert\theta\rVert^2`
+    added to the loss), and the momentum buffer :math:`b_t` starts as the first gradient.
+
+    Worked example (:math:`\eta = 0.1`, :math:`\mu = 0.9`, constant gradient :math:`g = 1`):
+    :math:`b_1 = 1, \theta_1 = \theta_0 - 0.1`; :math:`b_2 = 0.9 + 1 = 1.9,
+    \theta_2 = \theta_0 - 0.1 - 0.19 = \theta_0 - 0.29`.
+
+    Args:
+        params: iterable of Tensors or of parameter-group dicts.
+        lr: :math:`\eta` (default ``1e-3``, as torch).
+        momentum: :math:`\mu \ge 0` (default 0: plain SGD).
+        dampening: :math:`\tau \in [0, 1]` (default 0).
+        weight_decay: :math:`\lambda \ge 0` (default 0).
+        nesterov: use Nesterov momentum (needs ``momentum > 0`` and ``dampening == 0``).
+
+    State per parameter (with momentum): ``"momentum_buffer"`` (:math:`b_t`).
+    """
+
+    _array_state = ("momentum_buffer",)
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ):
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": dampening,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+        }
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict, where: str) -> None:
+        group["lr"] = _check_number("lr", group["lr"], where)
+        group["momentum"] = _check_number("momentum", group["momentum"], where)
+        group["dampening"] = _check_number("dampening", group["dampening"], where, high=1.0)
+        group["weight_decay"] = _check_number("weight_decay", group["weight_decay"], where)
+        if not isinstance(group["nesterov"], bool):
+            raise TypeError(f"{where}: nesterov must be True or False, got {group['nesterov']!r}")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(
+                f"{where}: nesterov=True needs momentum > 0 and dampening == 0, got "
+                f"momentum={group['momentum']} and dampening={group['dampening']}"
+            )
+
+    def step(self, closure=None):
+        """Apply one update to every parameter that has a gradient (in place)."""
+        loss = closure() if closure is not None else None
+        for i, group, p in self._parameters():
+            grad = self._grad(i, p)
+            if grad is None:
+                continue
+            lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
+            theta = p.data
+            xp = B.get_array_module(theta)
+            d, e = self._work(theta, 2)  # scratch views, reused by every parameter and step
+            g = grad
+            if wd != 0:
+                xp.multiply(theta, wd, out=d)  # g_t = grad + lambda * theta   (never touch p.grad)
+                d += grad
+                g = d
+            if mu != 0:
+                state = self.state.setdefault(i, {})
+                buf = state.get("momentum_buffer")
+                if buf is None:  # b_1 = g_1
+                    buf = state["momentum_buffer"] = g.copy()
+                else:  # b_t = mu b_{t-1} + (1 - tau) g_t
+                    buf *= mu
+                    if group["dampening"] != 0:
+                        xp.multiply(g, 1.0 - group["dampening"], out=e)
+                        buf += e
+                    else:
+                        buf += g
+                if group["nesterov"]:  # u_t = g_t + mu b_t
+                    xp.multiply(buf, mu, out=e)
+                    e += g
+                    g = e
+                else:
+                    g = buf
+            step = g if (g is d or g is e) else e  # scale a scratch copy, never buf or p.grad
+            xp.multiply(g, -lr, out=step)
+            theta += step  # theta_t = theta_{t-1} - eta u_t
+        return loss
