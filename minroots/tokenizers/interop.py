@@ -1,0 +1,165 @@
+"""Reading and writing other libraries' byte-level BPE files: OpenAI GPT-2, Hugging Face, tiktoken.
+
+Book chapter 6, "Data preprocessing" (``book/06_tokenizers.md``).
+
+Byte-level BPE vocabularies are stored as *text*, so the 256 byte values need printable names.
+GPT-2 chose a fixed byte -> character table (:func:`bytes_to_unicode`): printable Latin-1
+bytes stand for themselves and the others (space, newline, control bytes, ...) are shifted to
+U+0100 and above. A space becomes ``"Ġ"`` and a newline ``"Ċ"``, so the GPT-2 token for
+``" the"`` is written ``"Ġthe"``::
+
+    bytes_to_unicode()[ord(" ")]      # -> 'Ġ'
+    token_to_bytes("Ġthe")           # -> b' the'
+
+This module parses the files into plain Python data (``vocab: dict[int, bytes]``, merges as id
+pairs, special tokens); :class:`~minroots.tokenizers.bpe.BPETokenizer` builds itself from that.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+
+from minroots.tokenizers.patterns import GPT2_ORIGINAL_PATTERN
+
+__all__ = [
+    "bytes_to_unicode",
+    "token_to_bytes",
+    "bytes_to_token",
+    "read_gpt2_files",
+    "read_hf_json",
+]
+
+
+@lru_cache(maxsize=1)
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's table from each byte value 0..255 to one printable character.
+
+    Bytes that are printable Latin-1 (``!``..``~``, ``¡``..``¬``, ``®``..``ÿ``) map to themselves;
+    the remaining 68 bytes map, in increasing order, to U+0100, U+0101, ... So byte 0 -> 'Ā'
+    (U+0100), byte 32 (space) -> 'Ġ' (U+0120), byte 10 (newline) -> 'Ċ' (U+010A).
+    """
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)]
+    keep += range(ord("®"), ord("ÿ") + 1)
+    table = {b: chr(b) for b in keep}
+    shifted = 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(256 + shifted)
+            shifted += 1
+    return dict(sorted(table.items()))
+
+
+@lru_cache(maxsize=1)
+def _unicode_to_bytes() -> dict[str, int]:
+    return {c: b for b, c in bytes_to_unicode().items()}
+
+
+def bytes_to_token(data: bytes) -> str:
+    """Write bytes in GPT-2's printable form: ``b' the'`` -> ``'Ġthe'``."""
+    table = bytes_to_unicode()
+    return "".join(table[b] for b in data)
+
+
+def token_to_bytes(token: str) -> bytes:
+    """Inverse of :func:`bytes_to_token`; raises ``ValueError`` on a character outside the table."""
+    table = _unicode_to_bytes()
+    try:
+        return bytes(table[c] for c in token)
+    except KeyError as e:
+        raise ValueError(
+            f"token {token!r} has character {e.args[0]!r}, which is not a byte-level character"
+        ) from None
+
+
+def _read_json(path, what: str):
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} {path!r}: no such file")
+    with open(path, encoding="utf-8") as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{what} {path!r} is not valid JSON: {e}") from None
+
+
+def _parse_merges(lines, vocab_ids: dict[str, int], what: str) -> list[tuple[int, int]]:
+    """Merges written as ``"Ġ t"`` strings (or ``["Ġ", "t"]`` lists) -> pairs of token ids."""
+    merges = []
+    for k, line in enumerate(lines):
+        parts = line.split(" ") if isinstance(line, str) else line
+        if len(parts) != 2:
+            raise ValueError(f"{what}: merge {k} {line!r} is not two tokens separated by a space")
+        try:
+            merges.append((vocab_ids[parts[0]], vocab_ids[parts[1]]))
+        except KeyError as e:
+            raise ValueError(
+                f"{what}: merge {k} {line!r} uses unknown token {e.args[0]!r}"
+            ) from None
+    return merges
+
+
+def read_gpt2_files(encoder_json, vocab_bpe, special_tokens=("<|endoftext|>",)):
+    """Parse OpenAI's GPT-2 ``encoder.json`` (token -> id) and ``vocab.bpe`` (merges, in rank order).
+
+    Returns ``(vocab, merges, specials, pattern)`` with ``vocab: dict[int, bytes]`` (without the
+    special tokens), ``merges: list[tuple[int, int]]`` and ``specials: dict[str, int]``.
+    """
+    encoder = _read_json(encoder_json, "encoder_json")
+    if not isinstance(encoder, dict):
+        raise ValueError(f"encoder_json {os.fspath(encoder_json)!r}: expected a JSON object")
+    path = os.fspath(vocab_bpe)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"vocab_bpe {path!r}: no such file")
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    if lines and lines[0].startswith("#version"):
+        lines = lines[1:]
+    lines = [line for line in lines if line]
+    specials = {s: encoder.pop(s) for s in special_tokens if s in encoder}
+    vocab = {i: token_to_bytes(t) for t, i in encoder.items()}
+    merges = _parse_merges(lines, encoder, f"vocab_bpe {path!r}")
+    return vocab, merges, specials, GPT2_ORIGINAL_PATTERN
+
+
+def read_hf_json(path):
+    """Parse a Hugging Face ``tokenizer.json`` holding a byte-level BPE model.
+
+    Supported: model type ``BPE`` without dropout, prefixes or suffixes; no normalizer; a
+    ``ByteLevel`` pre-tokenizer using GPT-2's regex without a prefix space. Anything else raises
+    ``ValueError`` naming the field, rather than silently tokenizing differently.
+    Returns ``(vocab, merges, specials, pattern)`` like :func:`read_gpt2_files`; added tokens
+    marked ``special`` become special tokens.
+    """
+    what = f"tokenizer.json {os.fspath(path)!r}"
+    data = _read_json(path, "tokenizer.json")
+    model = data.get("model") if isinstance(data, dict) else None
+    if not isinstance(model, dict) or model.get("type") != "BPE":
+        raise ValueError(f"{what}: expected model.type 'BPE'")
+    for key in ("dropout", "continuing_subword_prefix", "end_of_word_suffix", "unk_token"):
+        if model.get(key):
+            raise ValueError(f"{what}: model.{key}={model[key]!r} is not supported")
+    if data.get("normalizer"):
+        raise ValueError(
+            f"{what}: a normalizer ({data['normalizer'].get('type')}) is not supported"
+        )
+    pre = data.get("pre_tokenizer") or {}
+    if pre.get("type") != "ByteLevel":
+        raise ValueError(
+            f"{what}: expected pre_tokenizer.type 'ByteLevel', got {pre.get('type')!r}"
+        )
+    if pre.get("add_prefix_space"):
+        raise ValueError(f"{what}: pre_tokenizer.add_prefix_space=True is not supported")
+    if pre.get("use_regex", True) is False:
+        raise ValueError(f"{what}: pre_tokenizer.use_regex=False is not supported")
+    vocab_ids = dict(model["vocab"])
+    specials = {}
+    for added in data.get("added_tokens") or []:
+        if added.get("special"):
+            specials[added["content"]] = added["id"]
+            if vocab_ids.get(added["content"]) == added["id"]:
+                del vocab_ids[added["content"]]
+    vocab = {i: token_to_bytes(t) for t, i in vocab_ids.items()}
+    merges = _parse_merges(model.get("merges") or [], vocab_ids, what)
+    return vocab, merges, specials, GPT2_ORIGINAL_PATTERN

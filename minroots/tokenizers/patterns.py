@@ -1,0 +1,104 @@
+r"""Pre-tokenization: the regex split patterns that cut text into words before BPE.
+
+Book chapter 6, "Data preprocessing" (``book/06_tokenizers.md``).
+
+Byte-level BPE never merges across the boundaries of a *pre-token*. The split pattern decides
+those boundaries, and with them what a token can be: with GPT-2's pattern a token never spans a
+letter and a digit, and a space sticks to the word that follows it::
+
+    split("Hello world, it's 2024!", "gpt2")
+    # -> ['Hello', ' world', ',', ' it', "'s", ' 2024', '!']
+    split("Hello world, it's 2024!", "gpt4")
+    # -> ['Hello', ' world', ',', ' it', "'s", ' ', '202', '4', '!']
+
+The named patterns (``PATTERNS``):
+
+- ``"basic"``: no split at all, the whole text is one pre-token (minbpe's ``BasicTokenizer``).
+  Simple, but merges can then cross words, and encoding long texts gets slow.
+- ``"gpt2"``: GPT-2's pattern in the form tiktoken uses (``r50k_base``): contractions, runs of
+  letters, runs of digits, runs of other symbols (each with one optional leading space), and
+  whitespace.
+- ``"gpt2-original"``: the same as OpenAI's 2019 ``encoder.py`` and Hugging Face's ``ByteLevel``
+  pre-tokenizer write it; it splits every text the same way as ``"gpt2"``.
+- ``"gpt4"``: GPT-4's ``cl100k_base``: case-insensitive contractions, numbers in groups of at most
+  three digits, a letter run may take one leading non-letter, newlines grouped.
+- ``"gpt4o"``: ``o200k_base``: like ``gpt4`` but aware of upper/lower case inside words.
+
+The patterns use the `regex` package (not `re`): it has Unicode classes such as ``\p{L}``
+(any letter) and possessive quantifiers (``++``).
+"""
+
+from __future__ import annotations
+
+import regex
+
+__all__ = [
+    "GPT2_PATTERN",
+    "GPT2_ORIGINAL_PATTERN",
+    "GPT4_PATTERN",
+    "GPT4O_PATTERN",
+    "BASIC_PATTERN",
+    "PATTERNS",
+    "resolve_pattern",
+    "compile_pattern",
+    "split",
+]
+
+GPT2_PATTERN = (
+    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+)
+GPT2_ORIGINAL_PATTERN = (
+    r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+)
+GPT4_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+GPT4O_PATTERN = "|".join(
+    [
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""\p{N}{1,3}""",
+        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+        r"""\s*[\r\n]+""",
+        r"""\s+(?!\S)""",
+        r"""\s+""",
+    ]
+)
+# Matches any whole text (including newlines) in one piece: "no pre-tokenization".
+BASIC_PATTERN = r"""[\s\S]+"""
+
+PATTERNS: dict[str, str] = {
+    "basic": BASIC_PATTERN,
+    "gpt2": GPT2_PATTERN,
+    "gpt2-original": GPT2_ORIGINAL_PATTERN,
+    "gpt4": GPT4_PATTERN,
+    "gpt4o": GPT4O_PATTERN,
+}
+
+
+def resolve_pattern(pattern: str) -> str:
+    """Return the regex for a pattern name (``"gpt2"``, ...), or ``pattern`` itself (a regex).
+
+    Raises ``TypeError`` for a non-string and ``ValueError`` for a regex that does not compile.
+    """
+    if not isinstance(pattern, str):
+        raise TypeError(f"pattern must be a str (a name or a regex), got {type(pattern).__name__}")
+    pat = PATTERNS.get(pattern, pattern)
+    compile_pattern(pat)
+    return pat
+
+
+def compile_pattern(pattern: str) -> regex.Pattern:
+    """Compile a split regex with the `regex` package, with a clear error for a bad one."""
+    try:
+        return regex.compile(pattern)
+    except regex.error as e:
+        raise ValueError(f"pattern {pattern!r} is not a valid regex: {e}") from None
+
+
+def split(text: str, pattern: str = "gpt2") -> list[str]:
+    """Cut ``text`` into pre-tokens with a named pattern or a regex (see the module docstring)."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    return compile_pattern(resolve_pattern(pattern)).findall(text)

