@@ -39,12 +39,14 @@ def trained():
 
 
 # --- the building blocks, by hand ---------------------------------------------------------------
+@pytest.mark.task6_1
 def test_count_pairs_and_merge_pair_by_hand():
     assert count_pairs([1, 2, 3, 1, 2]) == {(1, 2): 2, (2, 3): 1, (3, 1): 1}
     assert merge_pair([1, 2, 3, 1, 2], (1, 2), 4) == [4, 3, 4]
     assert merge_pair([5, 5, 5], (5, 5), 6) == [6, 5]
 
 
+@pytest.mark.task6_2
 def test_training_hand_checkable_example():
     tok = BPETokenizer(pattern="basic")
     tok.train("aaabdaaabac", 259, min_frequency=1, show_progress=False)
@@ -56,6 +58,7 @@ def test_training_hand_checkable_example():
     assert tok.decode([258, 100]) == "aaabd"
 
 
+@pytest.mark.task6_3
 def test_encode_applies_merges_by_rank_not_left_to_right():
     # merges: (l, l) first, then (h, e), then (e, l): "hell" -> [h,e,ll] -> [he, ll]; a greedy
     # left-to-right merger would have used (e, l) on "ell" before (l, l).
@@ -136,6 +139,7 @@ def _simple_merge(tok, ids):
 
 
 # --- training properties ------------------------------------------------------------------------
+@pytest.mark.task6_2
 @settings(max_examples=40)
 @given(st.text(alphabet="ab c\nd", max_size=300), st.integers(1, 40))
 def test_fast_training_equals_slow_reference(text, num_merges):
@@ -148,6 +152,7 @@ def test_fast_training_equals_slow_reference(text, num_merges):
     assert tok.vocab_size == 256 + len(expected)
 
 
+@pytest.mark.task6_2
 def test_each_merge_was_the_most_frequent_pair(trained):
     words = Counter(split(_docs_text()[:60_000].replace("<|endoftext|>", ""), "gpt2"))
     seqs = {w: list(w.encode()) for w in words}
@@ -163,6 +168,7 @@ def test_each_merge_was_the_most_frequent_pair(trained):
         seqs = {w: merge_pair(s, pair, 256 + k) for w, s in seqs.items()}
 
 
+@pytest.mark.task6_2
 def test_vocab_size_is_exactly_as_asked(trained):
     assert trained.vocab_size == 600
     assert len(trained.merges) == 600 - 256 - 1
