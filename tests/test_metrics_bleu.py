@@ -74,6 +74,7 @@ def assert_same_bleu(ours, theirs):
 # --- hand-checkable examples -------------------------------------------------------------------
 
 
+@pytest.mark.task8_1
 def test_worked_example_by_hand():
     # the cat sat on the mat / the cat sat on a mat: 5/6, 3/5, 2/4, 1/3 matches, equal lengths
     result = corpus_bleu(["the cat sat on the mat"], [["the cat sat on a mat"]])
@@ -87,6 +88,7 @@ def test_worked_example_by_hand():
     )
 
 
+@pytest.mark.task8_1
 def test_brevity_penalty_and_closest_reference_length():
     # hypothesis of 2 tokens; references of 3 and 1 tokens: both 1 away, the shorter one wins
     result = corpus_bleu(["a b"], [["a b c"], ["a"]], use_effective_order=True)
@@ -96,6 +98,7 @@ def test_brevity_penalty_and_closest_reference_length():
     assert result.score == pytest.approx(100 * math.exp(-1))
 
 
+@pytest.mark.task8_1
 def test_smoothing_by_hand():
     # 1-grams 2/3 match, 2-grams 0/2, 3-grams 0/1, no 4-grams
     correct, total = [2, 0, 0, 0], [3, 2, 1, 0]
@@ -110,6 +113,7 @@ def test_smoothing_by_hand():
     assert none.score == pytest.approx(0.0, abs=1e-300)
 
 
+@pytest.mark.task8_1
 def test_ngram_counts_example():
     counts = ngram_counts(["a", "b", "a", "b"], 3)
     assert counts[0] == {"a": 2, "b": 2}

@@ -78,6 +78,7 @@ def direct_bigram_nll(table, ids):
 # --- the formula -------------------------------------------------------------------------------
 
 
+@pytest.mark.task8_3
 def test_worked_example_by_hand():
     # probabilities 1/2, 1/4, 1/8 for the right tokens: NLL = 2 ln 2, perplexity 4
     probs = np.array([[0.5, 0.5, 0.0], [0.25, 0.75, 0.0], [0.875, 0.0, 0.125]]) + 1e-300
@@ -85,6 +86,7 @@ def test_worked_example_by_hand():
     assert ppl == pytest.approx(4.0, rel=1e-12)
 
 
+@pytest.mark.task8_3
 def test_from_logits_ignores_ignore_index_and_accepts_tensors():
     logits = np.random.default_rng(0).normal(size=(2, 5, 7))
     targets = np.array([[1, 2, 3, -100, -100], [0, 6, -100, 5, 4]])
@@ -123,6 +125,7 @@ def test_from_logits_is_exp_of_torch_cross_entropy(b, t, v, scale):
     block=st.integers(1, 16),
     data=st.data(),
 )
+@pytest.mark.task8_3
 def test_uniform_model_has_perplexity_vocab_size(vocab, n, block, data):
     stride = data.draw(st.integers(1, block))
     ids = np.random.default_rng(n).integers(0, vocab, size=n)

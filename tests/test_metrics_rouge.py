@@ -36,6 +36,7 @@ text = st.builds(
 # --- hand-checkable examples -------------------------------------------------------------------
 
 
+@pytest.mark.task8_2
 def test_worked_example_by_hand():
     scores = RougeScorer(["rouge1", "rouge2", "rougeL"]).score(
         "the cat sat on the mat", "the cat lay on the mat"
@@ -51,6 +52,7 @@ def test_precision_recall_differ_with_lengths():
     assert s == pytest.approx(Score(1.0, 0.5, 2 / 3))
 
 
+@pytest.mark.task8_2
 def test_rouge_lsum_by_hand():
     # target sentences [a b c], [d e]; prediction [a c], [e d x]
     # union LCS with sentence 1: {a, c} -> 2 hits; sentence 2: LCS "d" or "e" -> 1 hit
@@ -84,6 +86,7 @@ def test_tokenizer_and_stemmer_examples():
     a=st.lists(st.sampled_from("abcd"), max_size=25),
     b=st.lists(st.sampled_from("abcd"), max_size=25),
 )
+@pytest.mark.task8_2
 def test_bit_parallel_lcs_equals_the_dp_table(a, b):
     assert lcs_length(a, b) == lcs_table(a, b)[-1][-1]
 
