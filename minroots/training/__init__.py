@@ -1,1 +1,48 @@
-"""Work in progress."""
+"""Training: the ``Trainer``, its config, checkpoints, history and callbacks.
+
+Book chapter 7, "Training" (``book/07_training.md``).
+
+Read in this order:
+
+- ``config.py``: :class:`TrainerConfig`, every setting of a run, readable from TOML.
+- ``history.py``: :class:`History`, the ``history.jsonl`` records and the loss-curve PNG.
+- ``checkpoint.py``: atomic checkpoints (safetensors + JSON, no pickle), keep the last K.
+- ``callbacks.py``: hooks to plot, print or stop early (:class:`EarlyStopping`).
+- ``trainer.py``: :class:`Trainer`, the loop that ties them together, with exact resume.
+
+>>> from minroots import Trainer, TransformerModel
+>>> trainer = Trainer(model=model, dataset="shakespeare", max_steps=500, out_dir="runs/demo")
+>>> trainer.train()
+"""
+
+from minroots.training.callbacks import Callback, EarlyStopping, LambdaCallback
+from minroots.training.checkpoint import (
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    load_model,
+    load_tokenizer,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from minroots.training.config import TrainerConfig, load_toml
+from minroots.training.history import HISTORY_KEYS, History
+from minroots.training.trainer import Trainer
+
+__all__ = [
+    "Trainer",
+    "TrainerConfig",
+    "load_toml",
+    "History",
+    "HISTORY_KEYS",
+    "Callback",
+    "EarlyStopping",
+    "LambdaCallback",
+    "save_checkpoint",
+    "load_checkpoint",
+    "list_checkpoints",
+    "latest_checkpoint",
+    "resolve_checkpoint",
+    "load_model",
+    "load_tokenizer",
+]

@@ -1,0 +1,282 @@
+r"""Checkpoints: everything needed to continue a run exactly, written so a crash cannot corrupt it.
+
+Book chapter 7, "Training" (``book/07_training.md``); tests in
+``tests/test_training_checkpoint.py``.
+
+A checkpoint is a folder ``<out_dir>/checkpoints/step-00000500/`` holding
+
+==========================  ===================================================================
+file                        contents
+==========================  ===================================================================
+``model.safetensors``       the weights (raw arrays + a JSON header; loading runs no code)
+``config.json``             the model's config, so ``TransformerModel.load(folder)`` rebuilds it
+``optimizer.safetensors``   the optimizer's buffers (AdamW's :math:`m_t`, :math:`v_t`)
+``optimizer.json``          the optimizer's hyperparameters and step counts
+``trainer_state.json``      step, learning-rate schedule, RNG states (minroots' NumPy/CuPy
+                            generators and the trainer's batch-order generator), the data
+                            loader's position, the trainer config
+``tokenizer.json``          the tokenizer, so ``minroots generate`` can turn ids into text
+==========================  ===================================================================
+
+There is no pickle anywhere: a checkpoint from a stranger is data, not code.
+
+**Atomic saving.** The folder is first written under a hidden temporary name
+(``.tmp-step-00000500-<pid>``); every file is flushed to disk with ``fsync``; then one
+``os.replace`` gives the folder its real name. A rename within one file system is atomic, so at
+any moment the real name holds either nothing or a complete checkpoint. A crash mid-save leaves
+only a hidden temporary folder (removed by the next save) and the previous checkpoint untouched.
+:func:`latest_checkpoint` only ever looks at complete, real names.
+
+**Keeping the last K.** After a successful save, all but the newest ``keep_last`` checkpoints are
+deleted, so a long run does not fill the disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from minroots import backend as B
+
+__all__ = [
+    "CHECKPOINT_DIR",
+    "save_checkpoint",
+    "load_checkpoint",
+    "list_checkpoints",
+    "latest_checkpoint",
+    "resolve_checkpoint",
+    "load_model",
+    "load_tokenizer",
+    "save_weights",
+    "load_weights",
+]
+
+CHECKPOINT_DIR = "checkpoints"
+_NAME = re.compile(r"^step-(\d+)$")
+WEIGHTS = "model.safetensors"
+MODEL_CONFIG = "config.json"
+OPTIMIZER = "optimizer"  # optimizer.json + optimizer.safetensors
+STATE = "trainer_state.json"
+TOKENIZER = "tokenizer.json"
+
+
+# --- small file-system helpers -------------------------------------------------------------
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename or new file inside ``path`` durable (POSIX; a no-op where unsupported)."""
+    if not hasattr(os, "O_DIRECTORY"):  # pragma: no cover - Windows
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json(path: Path, data) -> None:
+    """Write JSON to ``path`` under a temporary name, fsync, rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+# --- weights ----------------------------------------------------------------------------------
+def save_weights(model, folder: str | os.PathLike) -> None:
+    """Write ``model``'s weights (and config, when it has one) into ``folder``.
+
+    A minroots model saves itself (``model.save``: ``model.safetensors`` + ``config.json``, tied
+    weights stored once). Any other object with ``state_dict()`` is written as one safetensors
+    file, each shared array once (by identity), with the aliases in the file's metadata.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "save") and hasattr(model, "config"):
+        model.save(folder)
+        return
+    from safetensors.numpy import save_file
+
+    arrays, tied, seen = {}, {}, {}
+    for name, arr in model.state_dict().items():
+        arr = getattr(arr, "data", arr)  # a Tensor or an array
+        if id(arr) in seen:
+            tied[name] = seen[id(arr)]
+            continue
+        seen[id(arr)] = name
+        arrays[name] = np.ascontiguousarray(B.to_numpy(arr))
+    save_file(arrays, folder / WEIGHTS, metadata={"format": "np", "tied": json.dumps(tied)})
+
+
+def load_weights(model, folder: str | os.PathLike) -> None:
+    """Copy the weights saved in ``folder`` into ``model``, in place (strict: names must match)."""
+    from safetensors import safe_open
+
+    path = Path(folder) / WEIGHTS
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {os.fspath(folder)!r} has no {WEIGHTS}")
+    with safe_open(path, framework="numpy") as f:
+        metadata = f.metadata() or {}
+        arrays = {k: f.get_tensor(k) for k in f.keys()}
+    for alias, name in json.loads(metadata.get("tied", "{}")).items():
+        arrays.setdefault(alias, arrays[name])
+    model.load_state_dict(arrays)
+
+
+# --- saving -----------------------------------------------------------------------------------
+def list_checkpoints(out_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints under ``out_dir/checkpoints``, oldest first (by step)."""
+    root = Path(out_dir) / CHECKPOINT_DIR
+    if not root.is_dir():
+        return []
+    found = []
+    for p in root.iterdir():
+        m = _NAME.match(p.name)
+        if m and p.is_dir():
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint of a run, or ``None`` when it has none."""
+    found = list_checkpoints(out_dir)
+    return found[-1] if found else None
+
+
+def save_checkpoint(
+    out_dir: str | os.PathLike,
+    step: int,
+    model,
+    optimizer=None,
+    state: dict | None = None,
+    tokenizer=None,
+    keep_last: int | None = 3,
+) -> Path:
+    """Write a checkpoint for ``step`` atomically and return its folder.
+
+    ``state`` is any JSON-able dict (the trainer's step, schedule and RNG states). The previous
+    checkpoint of the same step, if any, is replaced; then only the newest ``keep_last`` are kept.
+    """
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+        raise ValueError(f"save_checkpoint: step must be an integer >= 0, got {step!r}")
+    root = Path(out_dir) / CHECKPOINT_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(".tmp-*"):  # left behind by a crash mid-save
+        shutil.rmtree(stale, ignore_errors=True)
+    final = root / f"step-{int(step):08d}"
+    tmp = root / f".tmp-{final.name}-{os.getpid()}"
+    try:
+        tmp.mkdir()
+        save_weights(model, tmp)
+        if optimizer is not None:
+            optimizer.save_state(tmp / OPTIMIZER)
+        if tokenizer is not None and hasattr(tokenizer, "save"):
+            tokenizer.save(tmp / TOKENIZER)
+        write_json(tmp / STATE, {"format": 1, "step": int(step), **(state or {})})
+        for p in tmp.iterdir():
+            _fsync_file(p)
+        _fsync_dir(tmp)
+        if final.exists():  # re-saving a step (e.g. after a resume): move the old one aside first
+            old = root / f".tmp-old-{final.name}-{os.getpid()}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)  # the commit: the checkpoint now exists, complete
+        _fsync_dir(root)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    if keep_last is not None:
+        for old in list_checkpoints(out_dir)[:-keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+# --- loading ----------------------------------------------------------------------------------
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint folder from either a checkpoint folder or a run's ``out_dir`` (its latest).
+
+    Raises ``FileNotFoundError`` naming the path when there is no checkpoint there.
+    """
+    path = Path(path)
+    if (path / WEIGHTS).is_file():
+        return path
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {os.fspath(path)!r} does not exist")
+    latest = latest_checkpoint(path)
+    if latest is None:
+        raise FileNotFoundError(
+            f"{os.fspath(path)!r} holds no checkpoint (expected {WEIGHTS} or a "
+            f"{CHECKPOINT_DIR}/step-N folder)"
+        )
+    return latest
+
+
+def load_checkpoint(path: str | os.PathLike, model=None, optimizer=None) -> dict:
+    """Read a checkpoint (a folder, or a run's ``out_dir`` for its latest) and return its state.
+
+    With ``model`` and ``optimizer`` given, their weights and buffers are loaded in place. The
+    returned dict is ``trainer_state.json`` plus ``"path"`` (the checkpoint folder, a str).
+    """
+    folder = resolve_checkpoint(path)
+    state_file = folder / STATE
+    if not state_file.is_file():
+        raise FileNotFoundError(f"checkpoint {os.fspath(folder)!r} has no {STATE}")
+    with open(state_file, encoding="utf-8") as f:
+        state = json.load(f)
+    if model is not None:
+        load_weights(model, folder)
+    if optimizer is not None:
+        if not (folder / f"{OPTIMIZER}.json").is_file():
+            raise FileNotFoundError(f"checkpoint {os.fspath(folder)!r} has no optimizer state")
+        optimizer.load_state(folder / OPTIMIZER)
+    state["path"] = os.fspath(folder)
+    return state
+
+
+def load_model(path: str | os.PathLike, dtype=None):
+    """Rebuild the model saved in a checkpoint (or a run's latest), ready for generation.
+
+    The class is read from ``config.json`` (``minroots_class``) and looked up in
+    :mod:`minroots.nn`, e.g. ``TransformerModel``.
+    """
+    folder = resolve_checkpoint(path)
+    cfg_file = folder / MODEL_CONFIG
+    if not cfg_file.is_file():
+        raise FileNotFoundError(
+            f"checkpoint {os.fspath(folder)!r} has no {MODEL_CONFIG}: it was saved from a model "
+            "that is not a minroots model, so it cannot be rebuilt from the files alone"
+        )
+    with open(cfg_file, encoding="utf-8") as f:
+        name = json.load(f).get("minroots_class", "TransformerModel")
+    import minroots.nn as nn
+
+    cls = getattr(nn, name, None)
+    if cls is None or not hasattr(cls, "load"):
+        raise ValueError(f"checkpoint {os.fspath(folder)!r} holds an unknown model class {name!r}")
+    return cls.load(folder, dtype=dtype)
+
+
+def load_tokenizer(path: str | os.PathLike):
+    """The tokenizer saved with a checkpoint (or a run's latest)."""
+    folder = resolve_checkpoint(path)
+    file = folder / TOKENIZER
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"checkpoint {os.fspath(folder)!r} has no {TOKENIZER} (train with a dataset that has a "
+            "tokenizer, e.g. minroots.data.TextDataset)"
+        )
+    from minroots.tokenizers import load
+
+    return load(file)

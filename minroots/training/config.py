@@ -1,0 +1,239 @@
+r"""``TrainerConfig``: every knob of a training run in one dataclass, readable from a TOML file.
+
+Book chapter 7, "Training" (``book/07_training.md``); tests in ``tests/test_training_config.py``.
+
+A run is described by plain data, so that it can be written down, compared, saved beside a
+checkpoint and read back. The file format is TOML (Python's ``tomllib``)::
+
+    # run.toml
+    [train]
+    max_steps = 2000
+    batch_size = 16
+    lr = 1e-3
+
+>>> cfg = TrainerConfig.from_toml("run.toml")          # the [train] table (or the whole file)
+>>> cfg.replace(max_steps=100).max_steps                # a validated copy
+100
+
+Typos are the most common configuration bug, so reading is strict: an unknown key is an error
+that suggests the nearest known one (``lrr`` -> ``did you mean 'lr'?``), and a value of the wrong
+type names the key, the expected type and what was found (``lr must be a float, got '1e-3'
+(str)``). TOML has no ``null``: fields that may be ``None`` are left out of the file instead.
+
+Effective batch: each optimizer update sees ``batch_size * grad_accum_steps`` sequences of
+``block_size`` tokens, e.g. ``16 * 4 * 128 = 8192`` tokens per update.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import sys
+import types
+import typing
+from dataclasses import dataclass
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["TrainerConfig", "load_toml", "check_fields", "SCHEDULES", "DEVICES"]
+
+SCHEDULES = ("cosine", "linear", "constant", "inverse_sqrt")
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def load_toml(path: str | os.PathLike) -> dict:
+    """Read a TOML file into a dict; a missing file or a syntax error names the file.
+
+    >>> load_toml("run.toml")
+    {'train': {'max_steps': 2000, 'batch_size': 16, 'lr': 0.001}}
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file {path!r} does not exist")
+    with open(path, "rb") as f:
+        try:
+            return tomllib.load(f)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"config file {path!r} is not valid TOML: {exc}") from None
+
+
+def _type_name(hint) -> str:
+    """A reader's name for a type hint: ``int | None`` -> ``'an int or None'``."""
+    names = {int: "an int", float: "a float", str: "a string", bool: "true or false"}
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        return f"a list of {len(typing.get_args(hint))} numbers"
+    if hint is type(None):
+        return "None"
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _coerce(value, hint):
+    """``value`` as the type ``hint`` allows (an int is a valid float), or raise ``TypeError``.
+
+    ``bool`` is never accepted as a number (``True`` would otherwise pass as ``1``).
+    """
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            try:
+                return _coerce(value, arg)
+            except TypeError:
+                continue
+        raise TypeError
+    if hint is type(None):
+        if value is None:
+            return None
+        raise TypeError
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise TypeError
+        return tuple(_coerce(v, a) for v, a in zip(value, args, strict=True))
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError
+        return value
+    if not isinstance(value, hint):
+        raise TypeError
+    return value
+
+
+def check_fields(cls, values: dict, where: str | None = None) -> dict:
+    """Check a dict against the fields of dataclass ``cls``: unknown keys and wrong types raise.
+
+    Returns a new dict with values converted where the type allows it (``1`` -> ``1.0`` for a
+    float field, a TOML list -> a tuple). Used for ``TrainerConfig`` and for the other tables of
+    a CLI preset (``[model]``, ``[data]``).
+
+    >>> check_fields(TrainerConfig, {"lrr": 0.1})
+    Traceback (most recent call last):
+    ValueError: TrainerConfig: unknown key 'lrr' (did you mean 'lr'?); known keys: ...
+    """
+    where = where or cls.__name__
+    if not isinstance(values, dict):
+        raise TypeError(f"{where}: expected a table of key = value pairs, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    out = {}
+    for key, value in values.items():
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"{where}: unknown key {key!r}{hint}; known keys: {', '.join(names)}")
+        try:
+            out[key] = _coerce(value, hints[key])
+        except TypeError:
+            raise TypeError(
+                f"{where}: {key} must be {_type_name(hints[key])}, got {value!r} "
+                f"({type(value).__name__})"
+            ) from None
+    return out
+
+
+@dataclass
+class TrainerConfig:
+    """Settings of a training run. The defaults train the baby GPT of chapter 7 on a laptop.
+
+    A *step* is one optimizer update; it averages the gradients of ``grad_accum_steps``
+    micro-batches of ``batch_size`` sequences each. Intervals count steps; 0 turns a feature off.
+    """
+
+    max_steps: int = 2000  # optimizer updates to train for (ignored when epochs is set)
+    epochs: int | None = None  # passes over the dataset's blocks instead of max_steps
+    batch_size: int = 16  # sequences per micro-batch
+    grad_accum_steps: int = 1  # micro-batches whose gradients are averaged per update
+    lr: float = 1e-3  # peak learning rate
+    schedule: str = "cosine"  # "cosine", "linear", "constant" or "inverse_sqrt"
+    warmup: int = 100  # steps of linear learning-rate warmup
+    min_lr: float = 1e-4  # floor of the cosine/linear decay (often lr / 10)
+    weight_decay: float = 0.1  # AdamW decay on matrices (never on biases and norm gains)
+    betas: tuple[float, float] = (0.9, 0.99)  # AdamW's moment decay rates (0.99: small data)
+    clip_norm: float | None = 1.0  # clip the global gradient norm to this (None or 0: off)
+    eval_interval: int = 250  # evaluate every this many steps, and after the last (0: never)
+    eval_steps: int = 20  # validation batches per evaluation
+    log_interval: int = 10  # history record + progress bar every this many steps (0: silent)
+    seed: int = 0  # seeds the order of training batches
+    out_dir: str | None = "runs/minroots"  # history, loss curve, checkpoints (None: no files)
+    save_interval: int = 500  # checkpoint every this many steps (0: only at the end)
+    keep_last: int = 3  # checkpoints kept on disk (older ones are deleted)
+    device: str = "cpu"  # "cpu" (NumPy), "cuda" (CuPy) or "auto" (CUDA when available)
+    debug: bool = False  # detect_anomaly: name the first operation producing NaN/inf (slower)
+    overwrite: bool = False  # start afresh in an out_dir that holds another run's checkpoints
+
+    def __post_init__(self):
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for key, value in check_fields(type(self), values).items():
+            object.__setattr__(self, key, value)
+        where = "TrainerConfig"
+        positive = ["max_steps", "batch_size", "grad_accum_steps", "eval_steps", "keep_last"]
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{where}: {name} must be >= 1, got {getattr(self, name)}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"{where}: epochs must be >= 1 (or left out), got {self.epochs}")
+        for name in ("warmup", "eval_interval", "log_interval", "save_interval", "seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{where}: {name} must be >= 0, got {getattr(self, name)}")
+        for name in ("lr", "min_lr", "weight_decay"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"{where}: {name} must be a finite number >= 0, got {v}")
+        if self.lr == 0:
+            raise ValueError(f"{where}: lr must be > 0, got 0")
+        if self.min_lr > self.lr:
+            raise ValueError(f"{where}: min_lr={self.min_lr} must be <= lr={self.lr}")
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"{where}: betas must both lie in [0, 1), got {list(self.betas)}")
+        if self.clip_norm is not None and not (
+            math.isfinite(self.clip_norm) and self.clip_norm >= 0
+        ):
+            raise ValueError(f"{where}: clip_norm must be a number >= 0, got {self.clip_norm}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"{where}: schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
+            )
+        if self.schedule == "inverse_sqrt" and self.warmup < 1:
+            raise ValueError(f"{where}: the inverse_sqrt schedule needs warmup >= 1")
+        if self.device not in DEVICES:
+            raise ValueError(
+                f"{where}: device must be one of {', '.join(DEVICES)}, got {self.device!r}"
+            )
+        if self.out_dir == "":
+            self.out_dir = None
+
+    # --- reading and writing ---------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainerConfig:
+        """Build from a dict (e.g. a TOML table), rejecting unknown keys and wrong types."""
+        return cls(**check_fields(cls, values))
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike, table: str = "train") -> TrainerConfig:
+        """Read the ``[train]`` table of a TOML file, or the whole file when it has no such table."""
+        data = load_toml(path)
+        values = data.get(table, data)
+        try:
+            return cls.from_dict(values)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{os.fspath(path)}: {exc}") from None
+
+    def to_dict(self) -> dict:
+        """Plain, JSON-able data (tuples become lists)."""
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    def replace(self, **changes) -> TrainerConfig:
+        """A validated copy with some fields changed (``cfg.replace(max_steps=10)``)."""
+        return type(self).from_dict({**self.to_dict(), **changes})

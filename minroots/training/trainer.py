@@ -1,0 +1,521 @@
+r"""The ``Trainer``: the training loop of chapter 7, with evaluation, history, checkpoints and resume.
+
+Book chapter 7, "Training" (``book/07_training.md``); tests in ``tests/test_training_trainer.py``,
+``tests/test_training_resume.py`` and ``tests/test_training_checkpoint.py``.
+
+>>> from minroots import Trainer, TransformerModel
+>>> dataset = minroots.data.load_corpus("shakespeare")          # text, a name, or a TextDataset
+>>> model = TransformerModel(vocab_size=76, block_size=64, n_layer=2, n_embd=64)
+>>> trainer = Trainer(model=model, dataset=dataset, max_steps=200, out_dir="runs/demo")
+>>> history = trainer.train()
+>>> history.last_val["val_perplexity"]
+
+One optimizer **step** (one update of the weights) is, with ``m = grad_accum_steps`` micro-batches
+of ``b = batch_size`` sequences each:
+
+.. math::
+
+    g = \nabla_\theta \frac{1}{m} \sum_{i=1}^{m} L(\theta; x_i, y_i), \qquad
+    g \leftarrow g \cdot \min\Big(1, \frac{c}{\lVert g \rVert}\Big), \qquad
+    \theta \leftarrow \mathrm{AdamW}(\theta, g, \eta_s)
+
+Each micro-batch's loss is scaled by :math:`1/m` before ``backward``, and gradients *add up* in
+``.grad``, so the accumulated gradient is the mean over all :math:`m b` sequences: exactly the
+gradient of one batch :math:`m` times larger, computed with :math:`1/m` of the memory. The
+:math:`m b` sequences of a step are drawn together and then cut into micro-batches, so the data a
+step sees does not depend on :math:`m` either (``tests/test_training_trainer.py`` checks both to
+1e-6). Worked example: batch 2 with losses 1.0 and 3.0 has mean 2.0; two micro-batches of one
+give :math:`\tfrac12 \cdot 1.0 + \tfrac12 \cdot 3.0 = 2.0`, and their gradients add the same way.
+
+**Exact resume.** A run is a deterministic function of its starting state: weights, optimizer
+buffers, the step (which fixes the learning rate), the generator that draws batch positions (or
+the data loader's position), and minroots' own generators (dropout). A checkpoint saves all of
+them, so ``trainer.resume(out_dir)`` followed by ``train()`` produces bit-for-bit the weights and
+losses of a run that never stopped. Evaluation draws its batches from a fresh generator seeded
+by ``(seed, 1)``: the same validation batches at every evaluation, and none of the training
+randomness is consumed.
+
+**Failure.** A loss or gradient that is NaN or infinite stops training with a
+``FloatingPointError`` naming the step, before the weights are touched; the checkpoints on disk
+are the last good ones. With ``debug=True`` the forward and backward passes run under
+:func:`minroots.detect_anomaly`, which names the first operation that produced the bad value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from minroots import backend as B
+from minroots.training.checkpoint import (
+    CHECKPOINT_DIR,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+    write_json,
+)
+from minroots.training.config import TrainerConfig
+from minroots.training.history import History
+
+__all__ = ["Trainer", "HISTORY_FILE", "LOSS_CURVE_FILE", "CONFIG_FILE"]
+
+HISTORY_FILE = "history.jsonl"
+LOSS_CURVE_FILE = "loss_curve.png"
+CONFIG_FILE = "trainer_config.json"
+_HOOKS = ("on_step_end", "on_evaluate", "on_save")
+
+
+def _as_dataset(dataset, model, seed: int, name: str):
+    """A dataset object from what the user passed: text, a corpus name or path, or a dataset."""
+    if isinstance(dataset, (str, os.PathLike)):
+        block_size = getattr(getattr(model, "config", None), "block_size", None)
+        if block_size is None:
+            raise ValueError(
+                f"Trainer: {name} is text or a path, which needs the model's config.block_size "
+                "to cut it into blocks; pass a minroots.data.TextDataset instead"
+            )
+        from minroots.data import TextDataset
+
+        return TextDataset(dataset, block_size=block_size, seed=seed)
+    if hasattr(dataset, "get_batch") or (
+        hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")
+    ):
+        return dataset
+    raise TypeError(
+        f"Trainer: {name} must be text, a corpus name, a path, or a dataset with get_batch() or "
+        f"len() and [i] (e.g. minroots.data.TextDataset), got {type(dataset).__name__}"
+    )
+
+
+def _check_fits(dataset, model, name: str) -> None:
+    """The dataset's vocabulary and block size must fit the model's."""
+    config = getattr(model, "config", None)
+    ds_vocab, vocab = getattr(dataset, "vocab_size", None), getattr(config, "vocab_size", None)
+    if isinstance(ds_vocab, int) and isinstance(vocab, int) and ds_vocab > vocab:
+        raise ValueError(
+            f"Trainer: the {name} has {ds_vocab} token ids but the model's vocab_size is {vocab}; "
+            f"build the model with vocab_size={ds_vocab}"
+        )
+    ds_block, block = getattr(dataset, "block_size", None), getattr(config, "block_size", None)
+    if isinstance(ds_block, int) and isinstance(block, int) and ds_block > block:
+        raise ValueError(
+            f"Trainer: the {name} serves blocks of {ds_block} tokens but the model's block_size "
+            f"is {block}"
+        )
+
+
+def _unpack_loss(out):
+    """The scalar loss Tensor from ``model(x, y)``, which returns ``(logits, loss)`` or ``loss``."""
+    loss = out[1] if isinstance(out, tuple) else out
+    if loss is None or not hasattr(loss, "backward"):
+        raise TypeError(
+            "Trainer: model(x, y) must return (logits, loss) or loss, with loss a scalar Tensor; "
+            f"got {type(loss).__name__}"
+        )
+    return loss
+
+
+class Trainer:
+    """Train a language model on a dataset: batches, updates, evaluation, history, checkpoints.
+
+    Args:
+        model: called as ``model(x, y)`` with int arrays ``(B, T)``; returns ``(logits, loss)``.
+            Needs ``parameters()`` (and ``state_dict()``/``load_state_dict()`` for checkpoints).
+        dataset: a :class:`minroots.data.TextDataset` (or anything with
+            ``get_batch(split, batch_size, rng)``; or a sequence of ``(x, y)`` examples), or text,
+            a bundled corpus name or a file path, which becomes a ``TextDataset`` with the model's
+            ``block_size``.
+        eval_dataset: where validation batches come from; by default the dataset's ``"val"``
+            split.
+        optimizer: by default AdamW with weight decay on matrices only
+            (:func:`minroots.optim.weight_decay_groups`). The schedule sets its learning rate.
+        config: a :class:`TrainerConfig`; keyword arguments override its fields
+            (``Trainer(model, data, max_steps=100)``).
+        callbacks: objects with ``on_step_end``/``on_evaluate``/``on_save`` (see
+            :mod:`minroots.training.callbacks`).
+
+    After :meth:`train`, ``trainer.history`` holds the records and ``trainer.step`` the number of
+    updates done.
+    """
+
+    def __init__(
+        self,
+        model,
+        dataset,
+        eval_dataset=None,
+        optimizer=None,
+        config: TrainerConfig | None = None,
+        callbacks=(),
+        **overrides,
+    ):
+        if config is None:
+            config = TrainerConfig()
+        if not isinstance(config, TrainerConfig):
+            raise TypeError(f"Trainer: config must be a TrainerConfig, got {type(config).__name__}")
+        if overrides:
+            config = config.replace(**overrides)
+        self.config = cfg = config
+        if not callable(model) or not hasattr(model, "parameters"):
+            raise TypeError(
+                "Trainer: model must be callable as model(x, y) and have parameters(), got "
+                f"{type(model).__name__}"
+            )
+        self.model = model
+        self._setup_device()
+        self.dataset = _as_dataset(dataset, model, cfg.seed, "dataset")
+        self.eval_dataset = (
+            None
+            if eval_dataset is None
+            else _as_dataset(eval_dataset, model, cfg.seed, "eval_dataset")
+        )
+        _check_fits(self.dataset, model, "dataset")
+        if self.eval_dataset is not None:
+            _check_fits(self.eval_dataset, model, "eval_dataset")
+        self.tokenizer = getattr(self.dataset, "tokenizer", None)
+
+        self.callbacks = list(callbacks)
+        for cb in self.callbacks:
+            if not any(hasattr(cb, hook) for hook in _HOOKS):
+                raise TypeError(
+                    f"Trainer: callback {cb!r} has none of the methods {', '.join(_HOOKS)}"
+                )
+
+        # Batches: random blocks from get_batch (nanoGPT's way), or a DataLoader for epochs.
+        self._data_rng = np.random.default_rng(cfg.seed)
+        self.loader = None
+        if cfg.epochs is not None or not hasattr(self.dataset, "get_batch"):
+            from minroots.data import DataLoader
+
+            self.loader = DataLoader(
+                self.dataset, batch_size=self.sequences_per_step, shuffle=True, seed=cfg.seed,
+                drop_last=True,
+            )  # fmt: skip
+        self.total_steps = cfg.max_steps if cfg.epochs is None else cfg.epochs * len(self.loader)
+
+        self.optimizer = optimizer if optimizer is not None else self._default_optimizer()
+        from minroots.optim import LRScheduler
+
+        self.scheduler = LRScheduler(self.optimizer, self._schedule())
+        self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
+
+        self.step = 0  # optimizer updates done
+        self.tokens_seen = 0
+        self.history = History()
+        self.should_stop = False
+        self.out_dir = None if cfg.out_dir is None else Path(cfg.out_dir)
+
+    # --- set-up -------------------------------------------------------------------------------
+    @property
+    def sequences_per_step(self) -> int:
+        """Sequences per optimizer update: ``batch_size * grad_accum_steps``."""
+        return self.config.batch_size * self.config.grad_accum_steps
+
+    def _setup_device(self) -> None:
+        device = self.config.device
+        if device == "auto":
+            device = "cuda" if B.cupy_available() else "cpu"
+        B.use("cupy" if device == "cuda" else "numpy")
+        first = next(iter(self.model.parameters()), None)
+        if first is not None and B.device_of(first.data) != device and hasattr(self.model, "to"):
+            self.model.to(device)  # before the optimizer is built: it keeps the same Parameters
+        self.device = device
+
+    def _default_optimizer(self):
+        from minroots.optim import AdamW, weight_decay_groups
+
+        cfg = self.config
+        params = (
+            self.model.named_parameters() if hasattr(self.model, "named_parameters")
+            else self.model.parameters()
+        )  # fmt: skip
+        groups = weight_decay_groups(params, cfg.weight_decay)
+        return AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+
+    def _schedule(self):
+        """The learning-rate schedule of the config, over ``total_steps`` updates."""
+        from minroots.optim import get_schedule
+
+        cfg = self.config
+        if cfg.schedule in ("cosine", "linear"):
+            warmup = min(cfg.warmup, self.total_steps - 1)
+            return get_schedule(cfg.schedule, lr=cfg.lr, total_steps=self.total_steps,
+                                warmup_steps=warmup, min_lr=cfg.min_lr)  # fmt: skip
+        return get_schedule(cfg.schedule, lr=cfg.lr, warmup_steps=cfg.warmup)
+
+    # --- one step -----------------------------------------------------------------------------
+    def _to_device(self, a):
+        return B.to_device(a, "cuda") if self.device == "cuda" else a
+
+    def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ``(x, y)`` of the next update: ``batch_size * grad_accum_steps`` sequences."""
+        if self.loader is not None:
+            x, y = self.loader.next_batch()
+        else:
+            x, y = self.dataset.get_batch("train", self.sequences_per_step, self._data_rng)
+        return x, y
+
+    def _bad_gradients(self) -> list[str]:
+        """Names (or indices) of parameters whose gradient holds NaN or infinity."""
+        names = {}
+        if hasattr(self.model, "named_parameters"):
+            names = {id(p): n for n, p in self.model.named_parameters()}
+        bad = []
+        for i, p in enumerate(self.params):
+            if p.grad is not None and not bool(B.get_array_module(p.grad).isfinite(p.grad).all()):
+                bad.append(names.get(id(p), f"parameter {i}"))
+        return bad
+
+    def _fail(self, message: str):
+        self.optimizer.zero_grad()
+        hint = "" if self.config.debug else " (train with debug=True to name the first operation)"
+        where = (
+            "" if self.out_dir is None else f"; the last good checkpoint is kept in {self.out_dir}"
+        )
+        raise FloatingPointError(f"{message}{hint}{where}")
+
+    def train_step(self) -> tuple[float, float]:
+        """One optimizer update; returns ``(loss, lr)``: the mean micro-batch loss and the rate used.
+
+        Raises ``FloatingPointError`` naming the step when the loss or a gradient is not finite.
+        """
+        cfg, m, b = self.config, self.config.grad_accum_steps, self.config.batch_size
+        n = self.step + 1  # the 1-based number of this update, as people count steps
+        lr = self.scheduler.get_last_lr()[0]
+        x, y = self.next_batch()  # (m b, T) each
+        x, y = self._to_device(x), self._to_device(y)
+        losses = []
+        anomaly = contextlib.nullcontext()
+        if cfg.debug:
+            from minroots.autograd import detect_anomaly
+
+            anomaly = detect_anomaly()
+        try:
+            with anomaly:
+                for i in range(m):
+                    xi, yi = x[i * b : (i + 1) * b], y[i * b : (i + 1) * b]  # (b, T)
+                    loss = _unpack_loss(self.model(xi, yi))
+                    value = float(loss.data)
+                    if not math.isfinite(value):
+                        self._fail(
+                            f"step {n}: the training loss is {value} (micro-batch {i + 1} of {m})"
+                        )
+                    (loss * (1.0 / m) if m > 1 else loss).backward()
+                    losses.append(value)
+        except FloatingPointError as exc:
+            if str(exc).startswith(f"step {n}:"):
+                raise
+            self.optimizer.zero_grad()
+            raise FloatingPointError(f"step {n}: {exc}") from exc
+        from minroots.optim import clip_grad_norm_
+
+        norm = clip_grad_norm_(self.params, cfg.clip_norm if cfg.clip_norm else math.inf)
+        if not math.isfinite(norm):
+            bad = self._bad_gradients()
+            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            self._fail(f"step {n}: the gradient norm is {norm}; non-finite gradients in {shown}")
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        self.scheduler.step()
+        self.step += 1
+        self.tokens_seen += int(x.shape[0] * x.shape[1])
+        return sum(losses) / m, lr
+
+    # --- evaluation ---------------------------------------------------------------------------
+    def _eval_batches(self):
+        cfg = self.config
+        source = self.eval_dataset if self.eval_dataset is not None else self.dataset
+        if hasattr(source, "get_batch"):
+            split = "val"
+            if source is self.eval_dataset:  # a separate set: its val split, if it has one
+                val = source.split("val") if hasattr(source, "split") else ()
+                split = "val" if len(val) > getattr(source, "block_size", 0) else "train"
+            rng = np.random.default_rng([cfg.seed, 1])  # the same batches at every evaluation
+            for _ in range(cfg.eval_steps):
+                yield source.get_batch(split, cfg.batch_size, rng)
+        else:
+            from minroots.data import DataLoader
+
+            loader = DataLoader(source, batch_size=cfg.batch_size, shuffle=False)
+            for k, batch in enumerate(loader):
+                if k == cfg.eval_steps:
+                    break
+                yield batch
+
+    def evaluate(self) -> dict:
+        """Mean loss over ``eval_steps`` validation batches, and its perplexity ``exp(loss)``.
+
+        Runs with the model in eval mode (no dropout) and under ``no_grad`` (no graph kept).
+        """
+        from minroots.autograd import no_grad
+
+        was_training = getattr(self.model, "training", True)
+        if hasattr(self.model, "eval"):
+            self.model.eval()
+        losses = []
+        try:
+            with no_grad():
+                for x, y in self._eval_batches():
+                    loss = _unpack_loss(self.model(self._to_device(x), self._to_device(y)))
+                    losses.append(float(loss.data))
+        finally:
+            if was_training and hasattr(self.model, "train"):
+                self.model.train()
+        if not losses:
+            raise ValueError("Trainer.evaluate: the evaluation data gave no batches")
+        val_loss = float(np.mean(losses))
+        return {"val_loss": val_loss, "val_perplexity": math.exp(min(val_loss, 700.0))}
+
+    # --- callbacks ----------------------------------------------------------------------------
+    def _call(self, hook: str, *args) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, hook, None)
+            if fn is not None and fn(self, *args) is True:
+                self.should_stop = True
+
+    # --- checkpoints --------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """The trainer's own JSON-able state (weights and optimizer buffers are saved apart)."""
+        return {
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "tokens_seen": self.tokens_seen,
+            "config": self.config.to_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": B.get_rng_state(),
+            "data_rng": self._data_rng.bit_generator.state,  # PCG64: plain ints
+            "loader": None if self.loader is None else self.loader.state_dict(),
+        }
+
+    def save_checkpoint(self) -> Path:
+        """Write a checkpoint of the current step (atomically) and call ``on_save``."""
+        if self.out_dir is None:
+            raise ValueError("Trainer.save_checkpoint: config.out_dir is None; set an out_dir")
+        path = save_checkpoint(
+            self.out_dir, self.step, self.model, self.optimizer, self.state_dict(),
+            tokenizer=self.tokenizer, keep_last=self.config.keep_last,
+        )  # fmt: skip
+        self._call("on_save", self.step, path)
+        return path
+
+    def resume(self, out_dir: str | os.PathLike | None = None) -> Trainer:
+        """Load the latest checkpoint of ``out_dir`` (default ``config.out_dir``) and return self.
+
+        ``out_dir`` may also be one checkpoint folder. Weights and optimizer buffers are loaded in
+        place; the step, schedule, RNG states and data position are restored; the history is read
+        back and cut at the checkpoint's step. Then ``train()`` continues exactly.
+
+        >>> trainer = Trainer(model, dataset, config=cfg).resume()
+        >>> trainer.train()
+        """
+        source = Path(out_dir) if out_dir is not None else self.out_dir
+        if source is None:
+            raise ValueError("Trainer.resume: give out_dir (config.out_dir is None)")
+        state = load_checkpoint(source, self.model, self.optimizer)
+        if state.get("total_steps", self.total_steps) != self.total_steps:
+            raise ValueError(
+                f"Trainer.resume: the checkpoint was saved by a run of {state['total_steps']} steps "
+                f"but this trainer is set up for {self.total_steps}; the learning-rate schedule "
+                "would differ (use the same max_steps/epochs)"
+            )
+        self.step = int(state["step"])
+        self.tokens_seen = int(state.get("tokens_seen", 0))
+        self.scheduler.load_state_dict(state["scheduler"])
+        B.set_rng_state(state["rng"])
+        self._data_rng.bit_generator.state = state["data_rng"]
+        if self.loader is not None and state.get("loader") is not None:
+            self.loader.load_state_dict(state["loader"])
+        run_dir = Path(state["path"]).parent.parent
+        if self.out_dir is None:
+            self.out_dir = run_dir
+        self.history = History(
+            r for r in History.read(run_dir / HISTORY_FILE) if r["step"] <= self.step
+        )
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.history.write(self.out_dir / HISTORY_FILE)
+        self.should_stop = False
+        return self
+
+    # --- the loop -----------------------------------------------------------------------------
+    def _prepare_out_dir(self) -> None:
+        out = self.out_dir
+        out.mkdir(parents=True, exist_ok=True)
+        if self.step == 0:
+            old = list_checkpoints(out)
+            if old and not self.config.overwrite:
+                raise FileExistsError(
+                    f"Trainer: out_dir {os.fspath(out)!r} already holds checkpoints of another run "
+                    f"(latest {latest_checkpoint(out).name}); resume it with Trainer.resume(), "
+                    "choose another out_dir, or set overwrite=True"
+                )
+            shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+            for name in (HISTORY_FILE, LOSS_CURVE_FILE):
+                (out / name).unlink(missing_ok=True)
+        write_json(out / CONFIG_FILE, self.config.to_dict())
+
+    def _due(self, interval: int) -> bool:
+        return interval > 0 and self.step % interval == 0
+
+    def train(self) -> History:
+        """Train until ``total_steps`` (or a callback stops it); return the :class:`History`.
+
+        Writes ``history.jsonl``, ``loss_curve.png`` (at each evaluation) and checkpoints
+        (every ``save_interval`` steps and at the end) into ``out_dir``.
+        """
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        if self.out_dir is not None:
+            self._prepare_out_dir()
+        if hasattr(self.model, "train"):
+            self.model.train()
+        self.should_stop = False
+        bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step",
+                   disable=cfg.log_interval == 0, dynamic_ncols=True)  # fmt: skip
+        window_tokens, window_time = 0, 0.0
+        try:
+            while self.step < self.total_steps and not self.should_stop:
+                start, tokens_before = time.perf_counter(), self.tokens_seen
+                loss, lr = self.train_step()
+                window_time += time.perf_counter() - start
+                window_tokens += self.tokens_seen - tokens_before
+                last = self.step == self.total_steps
+                record = {}
+                if cfg.log_interval and (self._due(cfg.log_interval) or last):
+                    tps = window_tokens / window_time if window_time > 0 else None
+                    record.update(train_loss=loss, lr=lr, tokens_per_s=tps)
+                    bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tps or 0:.0f}", lr=f"{lr:.2e}")
+                    window_tokens, window_time = 0, 0.0
+                metrics = None
+                if cfg.eval_interval and (self._due(cfg.eval_interval) or last):
+                    metrics = self.evaluate()
+                    record.update(metrics)
+                    if cfg.log_interval:
+                        bar.write(
+                            f"step {self.step}: val loss {metrics['val_loss']:.4f}, "
+                            f"perplexity {metrics['val_perplexity']:.2f}"
+                        )
+                if record:
+                    entry = self.history.add(self.step, **record)
+                    if self.out_dir is not None:
+                        self.history.append_to(self.out_dir / HISTORY_FILE, entry)
+                        if metrics is not None:
+                            self.history.plot(self.out_dir / LOSS_CURVE_FILE)
+                if metrics is not None:
+                    self._call("on_evaluate", self.step, metrics)
+                self._call("on_step_end", self.step, {"loss": loss, "lr": lr})
+                bar.update(1)
+                if self.out_dir is not None and (
+                    self._due(cfg.save_interval) or last or self.should_stop
+                ):
+                    self.save_checkpoint()
+        finally:
+            bar.close()
+        return self.history
