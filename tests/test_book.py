@@ -4,6 +4,7 @@ import ast
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,8 @@ def test_every_chapter_names_its_source_files_and_tests(chapter):
 
 @pytest.mark.slow
 def test_book_builds_offline_without_warnings(tmp_path):
-    exe = shutil.which("jupyter-book")
+    beside_python = Path(sys.executable).parent / "jupyter-book"
+    exe = str(beside_python) if beside_python.exists() else shutil.which("jupyter-book")
     if exe is None:
         pytest.skip("jupyter-book is not installed (dev extra)")
     result = subprocess.run(

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import minroots
 from minroots.data import TextDataset, cached_encode, default_cache_dir
 from minroots.data.cache import cache_key, ids_dtype
-from minroots.data.text_dataset import split_point
+from minroots.data.text_dataset import split_point, split_ranges
 from minroots.tokenizers import CharTokenizer
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 40  # 1800 characters
@@ -210,3 +210,26 @@ def test_no_validation_split(cache):
     with pytest.raises(ValueError, match="val split"):
         ds.get_batch("val", 1)
     assert os.listdir(cache)  # cached even without a validation split
+
+
+def test_split_ranges_by_hand():
+    assert split_ranges(1000, 0.1, 1) == ([(0, 900)], [(900, 1000)])
+    assert split_ranges(1000, 0.1, 2) == ([(0, 450), (500, 950)], [(450, 500), (950, 1000)])
+
+
+def test_val_pieces_hold_out_the_end_of_every_piece(cache):
+    ds = TextDataset(
+        "abcdefghijklmnopqrst", block_size=2, val_fraction=0.2, val_pieces=2, cache_dir=cache
+    )
+    # pieces "abcdefghij" and "klmnopqrst": their last 20% ("ij", "st") validate
+    assert ds.decode(ds.train) == "abcdefghklmnopqr"
+    assert ds.decode(ds.val) == "ijst"
+    with pytest.raises(ValueError):
+        ds.val[0] = 1  # read-only like the single-piece views
+    a = TextDataset(TEXT, block_size=8, val_pieces=5, cache_dir=cache)
+    b = TextDataset(TEXT, block_size=8, val_pieces=5, cache_dir=cache, seed=9)
+    assert np.array_equal(a.train, b.train) and np.array_equal(a.val, b.val)
+    assert len(a.train) + len(a.val) == len(TEXT)
+    assert sorted(np.concatenate([a.train, a.val]).tolist()) == sorted(a.ids.tolist())
+    with pytest.raises(ValueError, match="val_pieces"):
+        TextDataset(TEXT, block_size=8, val_pieces=0, cache_dir=cache)

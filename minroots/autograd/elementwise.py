@@ -1,6 +1,6 @@
 r"""Elementwise operations, each forward next to its backward.
 
-Book chapter 2, "Autograd" (``book/02_autograd.md``); tests in ``tests/test_autograd_ops.py``.
+Book chapter 2, "Autograd" (``book/02_autograd.md``); tests in ``tests/test_autograd_gradcheck.py`` and ``tests/test_autograd_torch.py``.
 
 For an elementwise :math:`y = f(x)` the chain rule is local: :math:`\bar{x} = \bar{y} \odot f'(x)`.
 Binary operations broadcast like NumPy; their backward sums the gradient back down to each input's

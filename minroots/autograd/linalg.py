@@ -1,6 +1,6 @@
 r"""Matrix multiplication, batched and broadcasting like ``numpy.matmul``.
 
-Book chapter 2, "Autograd" (``book/02_autograd.md``); tests in ``tests/test_autograd_ops.py``.
+Book chapter 2, "Autograd" (``book/02_autograd.md``); tests in ``tests/test_autograd_gradcheck.py`` and ``tests/test_autograd_torch.py``.
 
 For :math:`Z = A B` the backward is :math:`\bar A = \bar Z B^\top` and :math:`\bar B = A^\top \bar Z`,
 summed over any batch axes that were broadcast.

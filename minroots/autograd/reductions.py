@@ -1,6 +1,6 @@
 r"""Reductions: sum, mean, max, min and var over axes, as in NumPy (``axis``, ``keepdims``).
 
-Book chapter 2, "Autograd" (``book/02_autograd.md``); tests in ``tests/test_autograd_ops.py``.
+Book chapter 2, "Autograd" (``book/02_autograd.md``); tests in ``tests/test_autograd_gradcheck.py`` and ``tests/test_autograd_torch.py``.
 
 A reduction's backward spreads the output gradient back over the reduced axes: for
 :math:`z = \sum_i a_i` every :math:`\bar a_i = \bar z`; for the mean each gets :math:`\bar z / n`.

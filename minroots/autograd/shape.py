@@ -1,7 +1,7 @@
 r"""Shape operations: they move numbers around without changing them, so their backward moves the
 gradient back the same way.
 
-Book chapter 2, "Autograd" (``book/02_autograd.md``); tests in ``tests/test_autograd_ops.py``.
+Book chapter 2, "Autograd" (``book/02_autograd.md``); tests in ``tests/test_autograd_gradcheck.py`` and ``tests/test_autograd_torch.py``.
 
 - ``reshape`` / ``squeeze`` / ``unsqueeze``: the gradient is reshaped back.
 - ``transpose(*axes)``: the gradient is transposed by the inverse permutation.

@@ -1,7 +1,7 @@
 r"""Softmax, log-softmax and log-sum-exp: fused, numerically stable, each one graph node.
 
 Book chapter 3, "Layers and softmax attention" (``book/03_attention.md``) and chapter 4,
-"Cross-entropy" (``book/04_cross_entropy.md``); tests in ``tests/test_autograd_softmax.py``.
+"Cross-entropy" (``book/04_cross_entropy.md``); tests in ``tests/test_autograd_tensor.py`` and ``tests/test_autograd_gradcheck.py``.
 
 .. math::
     \mathrm{softmax}(x)_i = \frac{e^{x_i - m}}{\sum_j e^{x_j - m}}, \qquad

@@ -15,7 +15,10 @@ so ``y[t]`` is the token that follows ``x[t]``. Worked example with ``d = [5, 6,
 
 The split is contiguous and deterministic: the first ``1 - val_fraction`` of the ids train, the
 last ``val_fraction`` validate (no shuffling, so no sentence is half in each split, and the
-same text always gives the same split). Two ways to draw examples:
+same text always gives the same split). With ``val_pieces=k`` the text is first cut into ``k``
+equal pieces and the last ``val_fraction`` of *each* piece validates: the held-out text then
+comes from all over the corpus (all eight plays of the Shakespeare corpus, rather than only the
+last one, whose new characters and names measure something else). Two ways to draw examples:
 
 - ``get_batch(split, batch_size, rng)``: ``batch_size`` random starting positions anywhere in the
   split (nanoGPT's way; an "epoch" is not defined);
@@ -33,7 +36,7 @@ import numpy as np
 from minroots.data.cache import cached_encode
 from minroots.data.corpus import corpus_path, list_corpora, load_corpus
 
-__all__ = ["TextDataset", "Blocks", "split_point"]
+__all__ = ["TextDataset", "Blocks", "split_point", "split_ranges"]
 
 _SPLITS = ("train", "val")
 
@@ -44,6 +47,21 @@ def split_point(n: int, val_fraction: float) -> int:
     Example: ``split_point(1000, 0.1) -> 900`` (ids 0..899 train, 900..999 validate).
     """
     return n - int(n * val_fraction)
+
+
+def split_ranges(n: int, val_fraction: float, pieces: int = 1) -> tuple[list, list]:
+    """``(train_ranges, val_ranges)``: cut ``n`` ids into ``pieces`` equal pieces, and hold out the
+    last ``val_fraction`` of each.
+
+    Example: ``split_ranges(1000, 0.1, 2) -> ([(0, 450), (500, 950)], [(450, 500), (950, 1000)])``.
+    """
+    bounds = [n * k // pieces for k in range(pieces + 1)]
+    train, val = [], []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        cut = lo + split_point(hi - lo, val_fraction)
+        train.append((lo, cut))
+        val.append((cut, hi))
+    return train, val
 
 
 class Blocks:
@@ -81,6 +99,8 @@ class TextDataset:
             :class:`~minroots.tokenizers.CharTokenizer` built from the whole text.
         block_size: tokens per example ``T`` (the model's context length).
         val_fraction: share of the ids, taken from the end, that validate (``0 <= f < 1``).
+        val_pieces: cut the ids into this many equal pieces and hold out the end of each
+            (default 1: one held-out block at the end of the text).
         cache_dir: where token ids are cached (see :mod:`minroots.data.cache`).
         seed: seeds the generator ``get_batch`` uses when it is given no ``rng``.
         use_cache: ``False`` tokenizes every time and writes no cache file.
@@ -102,6 +122,7 @@ class TextDataset:
         cache_dir: str | os.PathLike | None = None,
         seed: int = 0,
         use_cache: bool = True,
+        val_pieces: int = 1,
     ):
         if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
             raise TypeError(f"block_size must be an int, got {type(block_size).__name__}")
@@ -109,6 +130,12 @@ class TextDataset:
             raise ValueError(f"block_size must be at least 1, got {block_size}")
         if not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction must be a number in [0, 1), got {val_fraction!r}")
+        if (
+            isinstance(val_pieces, bool)
+            or not isinstance(val_pieces, (int, np.integer))
+            or val_pieces < 1
+        ):
+            raise ValueError(f"val_pieces must be a positive int, got {val_pieces!r}")
         self.text = self._resolve(source)
         if tokenizer is None:
             from minroots.tokenizers import CharTokenizer
@@ -118,7 +145,8 @@ class TextDataset:
         self.block_size = int(block_size)
         self.val_fraction = float(val_fraction)
         self.ids = cached_encode(self.text, tokenizer, cache_dir=cache_dir, use_cache=use_cache)
-        self._split = split_point(len(self.ids), self.val_fraction)
+        self.val_pieces = int(val_pieces)
+        self._splits = self._cut(self.ids, self.val_fraction, self.val_pieces)
         self._rng = np.random.default_rng(seed)
         self._check_lengths(source)
 
@@ -156,18 +184,27 @@ class TextDataset:
                 )
 
     # --- the splits ---------------------------------------------------------------------------
+    @staticmethod
+    def _cut(ids, val_fraction: float, pieces: int) -> dict:
+        """The ids of each split: views of ``ids`` for one piece, joined copies for several."""
+        train, val = split_ranges(len(ids), val_fraction, pieces)
+        out = {}
+        for name, ranges in (("train", train), ("val", val)):
+            if len(ranges) == 1:
+                view = ids[ranges[0][0] : ranges[0][1]]
+            else:
+                view = np.concatenate([ids[lo:hi] for lo, hi in ranges])
+            if isinstance(view, np.ndarray) and view.flags.writeable:
+                view = view.view()
+                view.flags.writeable = False
+            out[name] = view
+        return out
+
     def split(self, split: str) -> np.ndarray:
-        """The ids of ``"train"`` or ``"val"`` (a read-only view, no copy)."""
-        if split == "train":
-            view = self.ids[: self._split]
-        elif split == "val":
-            view = self.ids[self._split :]
-        else:
+        """The ids of ``"train"`` or ``"val"`` (read-only; a view of the ids when ``val_pieces=1``)."""
+        if split not in self._splits:
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-        if isinstance(view, np.ndarray) and view.flags.writeable:
-            view = view.view()
-            view.flags.writeable = False
-        return view
+        return self._splits[split]
 
     @property
     def train(self) -> np.ndarray:
