@@ -57,7 +57,8 @@ class DataSettings:
 
     corpus: str = "shakespeare"  # a bundled corpus name or a path to a UTF-8 text file
     tokenizer: str = "char"  # "char" (one id per character) or a tokenizer JSON file
-    val_fraction: float = 0.1  # share of the text, from its end, held out for validation
+    val_fraction: float = 0.1  # share of the text held out for validation
+    val_pieces: int = 1  # hold out the end of each of this many equal pieces of the text
     max_chars: int | None = None  # use only the first this many characters (quick runs)
     cache_dir: str | None = None  # where token ids are cached (default: the user cache folder)
 
@@ -203,7 +204,8 @@ def _build_dataset(data: DataSettings, block_size: int, seed: int):
 
         tokenizer = load(data.tokenizer)
     return TextDataset(text, tokenizer=tokenizer, block_size=block_size,
-                       val_fraction=data.val_fraction, cache_dir=data.cache_dir, seed=seed)  # fmt: skip
+                       val_fraction=data.val_fraction, val_pieces=data.val_pieces,
+                       cache_dir=data.cache_dir, seed=seed)  # fmt: skip
 
 
 def _stream_sample(model, tokenizer, sample: SampleSettings, out=None) -> str:
