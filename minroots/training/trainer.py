@@ -38,7 +38,8 @@ randomness is consumed.
 **Failure.** A loss or gradient that is NaN or infinite stops training with a
 ``FloatingPointError`` naming the step, before the weights are touched; the checkpoints on disk
 are the last good ones. With ``debug=True`` the forward and backward passes run under
-:func:`minroots.detect_anomaly`, which names the first operation that produced the bad value.
+:func:`minroots.autograd.tensor.detect_anomaly`, which names the first operation that produced the
+bad value.
 """
 
 from __future__ import annotations

@@ -1,0 +1,262 @@
+"""Benchmark: one GPT training step (forward + cross-entropy + backward + AdamW), minroots vs
+PyTorch eager on the CPU, in the same process, interleaved, float32, dropout 0, 2 threads.
+
+Book chapter 7, "Training" (``book/07_training.md``) quotes its numbers.
+
+Run:  python benchmarks/train_step.py [--configs small large] [--steps 20] [--warmup 3]
+
+Both models start from the same weights (GPT-2 initialization, copied from minroots into torch).
+Reported per config: tokens/s (median over timed steps), the minroots/PyTorch ratio, the step's
+model FLOPs utilization (MFU) against the measured float32 matmul peak of this machine, and the
+peak memory (VmHWM) of a separate process running only that implementation (Linux), and
+how much of it the training steps added (step MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+THREADS = "2"
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = THREADS
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import minroots  # noqa: E402
+from minroots.nn import TransformerConfig, TransformerModel  # noqa: E402
+from minroots.optim import AdamW  # noqa: E402
+
+CONFIGS = {
+    "small": (dict(vocab_size=65, block_size=128, n_layer=4, n_head=4, n_embd=128), 16),
+    "large": (dict(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384), 8),
+}
+
+
+# ---------------------------------------------------------------------- the PyTorch reference
+def torch_gpt(model: TransformerModel):
+    """A nanoGPT-style PyTorch GPT with the minroots model's weights (fused SDPA etc.)."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    c = model.config
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1, self.ln_2 = nn.LayerNorm(c.n_embd), nn.LayerNorm(c.n_embd)
+            self.c_attn = nn.Linear(c.n_embd, 3 * c.n_embd)
+            self.attn_proj = nn.Linear(c.n_embd, c.n_embd)
+            self.c_fc = nn.Linear(c.n_embd, 4 * c.n_embd)
+            self.mlp_proj = nn.Linear(4 * c.n_embd, c.n_embd)
+
+        def forward(self, x):
+            b, t, d = x.shape
+            q, k, v = self.c_attn(self.ln_1(x)).split(d, dim=2)
+            q, k, v = (z.view(b, t, c.n_head, d // c.n_head).transpose(1, 2) for z in (q, k, v))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + self.attn_proj(y.transpose(1, 2).contiguous().view(b, t, d))
+            return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+
+    class GPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte = nn.Embedding(c.vocab_size, c.n_embd)
+            self.wpe = nn.Embedding(c.block_size, c.n_embd)
+            self.h = nn.ModuleList(Block() for _ in range(c.n_layer))
+            self.ln_f = nn.LayerNorm(c.n_embd)
+            self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
+            self.lm_head.weight = self.wte.weight
+
+        def forward(self, idx, targets):
+            t = idx.shape[1]
+            x = self.wte(idx) + self.wpe(torch.arange(t))
+            for block in self.h:
+                x = block(x)
+            logits = self.lm_head(self.ln_f(x))
+            return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+    ref = GPT()
+    names = {"attn.c_attn": "c_attn", "attn.c_proj": "attn_proj", "mlp.c_fc": "c_fc",
+             "mlp.c_proj": "mlp_proj"}  # fmt: skip
+    theirs = dict(ref.named_parameters())
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            tname = name
+            for a, b in names.items():
+                tname = tname.replace(a, b)
+            theirs[tname].copy_(torch.from_numpy(np.array(p.data)))
+    return ref
+
+
+# ---------------------------------------------------------------------- timing
+def matmul_peak_gflops(torch=None) -> tuple[float, float | None]:
+    """Best float32 GFLOP/s of a 2048^3 matmul: NumPy (OpenBLAS) and torch."""
+    n = 2048
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    best_np = max(_gflops(lambda: a @ a, n) for _ in range(5))
+    best_t = None
+    if torch is not None:
+        ta = torch.from_numpy(a)
+        best_t = max(_gflops(lambda: ta @ ta, n) for _ in range(5))
+    return best_np, best_t
+
+
+def _gflops(fn, n):
+    t = time.perf_counter()
+    fn()
+    return 2 * n**3 / (time.perf_counter() - t) / 1e9
+
+
+def train_flops_per_token(cfg: dict) -> float:
+    """6 N (weights, forward + backward) + 12 L d T (attention scores and values), per token."""
+    d, n_layer, t, v = cfg["n_embd"], cfg["n_layer"], cfg["block_size"], cfg["vocab_size"]
+    n_matmul = n_layer * 12 * d * d + v * d  # weights used in matmuls (lm_head included)
+    return 6 * n_matmul + 6 * n_layer * d * t  # causal: half of 12 L d T is skippable, count all
+
+
+def make_step_minroots(cfg, batch, seed=0):
+    minroots.manual_seed(seed)
+    model = TransformerModel(TransformerConfig(**cfg))
+    opt = AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, cfg["vocab_size"], (batch, cfg["block_size"]))
+    y = rng.integers(0, cfg["vocab_size"], (batch, cfg["block_size"]))
+
+    def step():
+        _, loss = model(x, y)
+        model.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return model, step, (x, y)
+
+
+def make_step_torch(model, data):
+    import torch
+
+    ref = torch_gpt(model)
+    opt = torch.optim.AdamW(ref.parameters(), lr=1e-4, weight_decay=0.1)
+    x, y = (torch.from_numpy(a) for a in data)
+
+    def step():
+        loss = ref(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
+def peak_memory_mb(impl: str, config: str, steps: int = 3) -> tuple[float, float]:
+    """Peak resident memory (MB) of a fresh process that runs only ``impl``'s training step, and
+    its growth during the steps (activations, gradients, optimizer state; not the imports)."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-probe", impl, config, str(steps)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    peak, growth = out.stdout.strip().splitlines()[-1].split()
+    return float(peak), float(growth)
+
+
+def _memory_probe(impl: str, config: str, steps: int) -> None:
+    cfg, batch = CONFIGS[config]
+    model, step, data = make_step_minroots(cfg, batch)
+    if impl == "torch":
+        import torch
+
+        torch.set_num_threads(int(THREADS))
+        step = make_step_torch(model, data)
+    before = _proc_status_mb("VmRSS")
+    for _ in range(steps):
+        step()
+    # VmHWM: this process's peak resident set (ru_maxrss would include the parent's, kept across exec)
+    print(_proc_status_mb("VmHWM"), _proc_status_mb("VmHWM") - before)
+
+
+def _proc_status_mb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith(field))
+    return int(line.split()[1]) / 1024
+
+
+def run(config: str, steps: int, warmup: int, peak_np: float, peak_t, with_memory: bool) -> dict:
+    import torch
+
+    cfg, batch = CONFIGS[config]
+    model, step_m, data = make_step_minroots(cfg, batch)
+    step_t = make_step_torch(model, data)
+    loss_m, loss_t = step_m(), step_t()  # the same weights and data: the same first loss
+    assert abs(loss_m - loss_t) < 1e-3, (loss_m, loss_t)
+    for _ in range(warmup):
+        step_m(), step_t()
+    times = {"minroots": [], "torch": []}
+    for i in range(steps):  # interleaved, alternating who goes first
+        order = [("minroots", step_m), ("torch", step_t)]
+        for name, fn in order if i % 2 == 0 else order[::-1]:
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    tokens = batch * cfg["block_size"]
+    fpt = train_flops_per_token(cfg)
+    res = {"config": config, "tokens/step": tokens, "first loss": (loss_m, loss_t)}
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        res[name] = {
+            "tok/s": tokens / med,
+            "ms": 1e3 * med,
+            "mfu": fpt * tokens / med / 1e9 / peak_np,
+        }
+    res["ratio"] = res["minroots"]["tok/s"] / res["torch"]["tok/s"]
+    if with_memory:
+        for name in ("minroots", "torch"):
+            res[name]["peak MB"] = peak_memory_mb(name, config)
+    _ = torch, peak_t
+    return res
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=["small", "large"], choices=list(CONFIGS))
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    parser.add_argument("--memory-probe", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_probe:
+        _memory_probe(args.memory_probe[0], args.memory_probe[1], int(args.memory_probe[2]))
+        return
+    import torch
+
+    torch.set_num_threads(int(THREADS))
+    peak_np, peak_t = matmul_peak_gflops(torch)
+    print(f"threads={THREADS}  numpy {np.__version__}  torch {torch.__version__}  "
+          f"float32 matmul peak: NumPy {peak_np:.0f} GFLOP/s, torch {peak_t:.0f} GFLOP/s")  # fmt: skip
+    print(f"{'config':<7} {'impl':<9} {'tok/s':>8} {'ms/step':>8} {'MFU':>6} {'peak MB':>8} "
+          f"{'step MB':>8}  ratio")  # fmt: skip
+    for config in args.configs:
+        r = run(config, args.steps, args.warmup, peak_np, peak_t, not args.no_memory)
+        for name in ("minroots", "torch"):
+            d = r[name]
+            mem = (
+                f"{d['peak MB'][0]:8.0f} {d['peak MB'][1]:8.0f}"
+                if "peak MB" in d
+                else f"{'-':>8} {'-':>8}"
+            )
+            ratio = f"{r['ratio']:.2f}x" if name == "minroots" else "1.00x"
+            print(
+                f"{config:<7} {name:<9} {d['tok/s']:8.0f} {d['ms']:8.1f} {d['mfu']:6.1%} {mem}  {ratio}"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,275 @@
+r"""Text generation: sampling (temperature, top-k, top-p, greedy), a KV-cached decoding loop, a
+streaming form, and beam search with a length penalty for encoder–decoder models.
+
+Book chapter 9, "Generation" (``book/09_generation.md``); tests in ``tests/test_generation.py``.
+
+A language model gives logits :math:`z` for the next token. Sampling draws from
+
+.. math::  p_i = \frac{e^{z_i / \tau}}{\sum_j e^{z_j / \tau}}
+
+with temperature :math:`\tau` (:math:`\tau \to 0`: always the most likely token, "greedy";
+:math:`\tau > 1`: flatter). *Top-k* keeps only the :math:`k` largest logits; *top-p* (nucleus)
+keeps the smallest set of most likely tokens whose probabilities add up to at least :math:`p`.
+Both renormalize over the kept set, so a token outside it is never drawn.
+
+Worked example: probabilities ``[0.5, 0.3, 0.15, 0.05]`` with ``top_p=0.7`` keep tokens 0 and 1
+(0.5 < 0.7 <= 0.8) and sample them with probabilities ``[0.625, 0.375]``.
+
+Decoding with a key/value cache: the prompt is run once (the *prefill*), then each new token
+costs one position. When the sequence grows past ``block_size`` the context is cropped to the
+last ``block_size`` tokens; positions then shift, so the cache is rebuilt from the cropped window
+(each later step is a full forward, exactly as without a cache).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from minroots import backend as B
+from minroots.autograd import Tensor, no_grad
+
+__all__ = ["filter_logits", "sample_next", "stream", "generate", "beam_search"]
+
+
+def _check_sampling(temperature, top_k, top_p) -> None:
+    if not isinstance(temperature, (int, float)) or temperature < 0:
+        raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
+    if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 1):
+        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+    if top_p is not None and not (0.0 < top_p <= 1.0):
+        raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
+
+
+def filter_logits(logits: np.ndarray, top_k: int | None = None, top_p: float | None = None):
+    """Logits (float64, ``(B, V)``) with every token outside the top-k / top-p set at ``-inf``.
+
+    >>> filter_logits(np.log([[0.5, 0.3, 0.15, 0.05]]), top_p=0.7)
+    array([[-0.693, -1.204,   -inf,   -inf]])
+    """
+    z = np.array(logits, dtype=np.float64, copy=True)
+    if z.ndim == 1:
+        z = z[None]
+    if top_k is not None and top_k < z.shape[-1]:
+        kth = np.partition(z, -top_k, axis=-1)[:, -top_k][:, None]  # k-th largest per row
+        z[z < kth] = -np.inf
+    if top_p is not None and top_p < 1.0:
+        order = np.argsort(-z, axis=-1, kind="stable")
+        zs = np.take_along_axis(z, order, axis=-1)
+        p = np.exp(zs - zs[:, :1])
+        p /= p.sum(axis=-1, keepdims=True)
+        before = np.cumsum(p, axis=-1) - p  # mass of the more likely tokens
+        drop_sorted = before >= top_p  # the first token is always kept (before = 0)
+        drop = np.zeros_like(drop_sorted)
+        np.put_along_axis(drop, order, drop_sorted, axis=-1)
+        z[drop] = -np.inf
+    return z
+
+
+def sample_next(logits, temperature: float = 1.0, top_k=None, top_p=None, rng=None) -> np.ndarray:
+    """One token id per row of ``logits`` ``(B, V)``: greedy when ``temperature == 0``."""
+    _check_sampling(temperature, top_k, top_p)
+    z = np.asarray(B.to_numpy(logits), dtype=np.float64)
+    if z.ndim == 1:
+        z = z[None]
+    if temperature == 0:
+        return z.argmax(axis=-1)
+    z = filter_logits(z / temperature, top_k, top_p)
+    p = np.exp(z - z.max(axis=-1, keepdims=True))
+    cdf = np.cumsum(p, axis=-1)
+    rng = rng if rng is not None else B.rng("numpy")
+    u = rng.random(z.shape[0])[:, None] * cdf[:, -1:]
+    ids = (cdf <= u).sum(axis=-1)  # inverse CDF: the first index with cdf > u
+    return np.minimum(ids, z.shape[-1] - 1)
+
+
+def _prompt(idx) -> tuple[np.ndarray, bool]:
+    ids = idx.data if isinstance(idx, Tensor) else idx
+    ids = np.asarray(B.to_numpy(ids)) if not isinstance(ids, list) else np.asarray(ids)
+    single = ids.ndim == 1
+    if single:
+        ids = ids[None]
+    if ids.ndim != 2 or ids.shape[1] == 0:
+        raise ValueError(
+            f"generate: idx must be a non-empty (B, T) or (T,) array of ids, got shape {ids.shape}"
+        )
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"generate: idx must have an integer dtype, got {ids.dtype}")
+    return ids.astype(np.int64), single
+
+
+class _CachedDecoder:
+    """Next-token logits for a growing sequence, reusing a KV cache while the window allows."""
+
+    def __init__(self, model, use_cache: bool):
+        self.model = model
+        self.block = model.config.block_size
+        self.caches = model.new_cache() if use_cache else None
+        self.n_cached = 0  # tokens of the current sequence held by the cache (from its start)
+
+    def logits(self, ids: np.ndarray):
+        xp = B.get_array_module(self.model.wte.weight.data)
+        t = ids.shape[1]
+        if self.caches is None or t > self.block:  # no cache, or a sliding window: full forward
+            if self.caches is not None:
+                for c in self.caches:
+                    c.reset()
+                self.n_cached = 0
+            h = self.model.hidden_states(xp.asarray(ids[:, -self.block :]))
+        else:  # feed only what the cache has not seen yet
+            new = xp.asarray(ids[:, self.n_cached :])
+            h = self.model.hidden_states(new, self.caches)
+            self.n_cached = t
+        return self.model.lm_head(h[:, -1:, :]).data[:, 0, :]  # (B, V)
+
+
+def stream(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k=None, top_p=None,
+           eos_id=None, seed=None, use_cache: bool = True) -> Iterator:  # fmt: skip
+    """Yield new token ids one step at a time: an ``int`` for a 1-D prompt, an array ``(B,)``
+    for a ``(B, T)`` prompt. Stops after ``max_new_tokens`` or when every row has produced
+    ``eos_id`` (rows that finished early keep yielding ``eos_id``).
+
+    ``seed`` fixes the sampling; without it the backend's seeded generator is used. The model is
+    put in eval mode (no dropout) for the duration and runs under ``no_grad``.
+    """
+    _check_sampling(temperature, top_k, top_p)
+    if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
+        raise ValueError(
+            f"generate: max_new_tokens must be an integer >= 0, got {max_new_tokens!r}"
+        )
+    ids, single = _prompt(idx)
+    rng = np.random.default_rng(seed) if seed is not None else B.rng("numpy")
+    was_training = model.training
+    model.eval()
+    try:
+        decoder = _CachedDecoder(model, use_cache)
+        done = np.zeros(ids.shape[0], dtype=bool)
+        for _ in range(max_new_tokens):
+            with no_grad():
+                logits = decoder.logits(ids)
+            nxt = sample_next(logits, temperature, top_k, top_p, rng).astype(np.int64)
+            if eos_id is not None:
+                nxt[done] = eos_id
+                done |= nxt == eos_id
+            ids = np.concatenate([ids, nxt[:, None]], axis=1)
+            yield int(nxt[0]) if single else nxt
+            if eos_id is not None and done.all():
+                break
+    finally:
+        model.train(was_training)
+
+
+def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k=None, top_p=None,
+             eos_id=None, seed=None, use_cache: bool = True) -> np.ndarray:  # fmt: skip
+    """The prompt followed by the generated ids: ``(B, T + n)`` (or ``(T + n,)`` for a 1-D prompt).
+
+    >>> out = model.generate(np.array([[0]]), max_new_tokens=20, temperature=0.8, top_k=10, seed=1)
+    """
+    ids, single = _prompt(idx)
+    steps = list(
+        stream(model, ids, max_new_tokens, temperature, top_k, top_p, eos_id, seed, use_cache)
+    )
+    out = np.concatenate([ids, np.stack(steps, axis=1)], axis=1) if steps else ids
+    return out[0] if single else out
+
+
+# ---------------------------------------------------------------------- encoder-decoder models
+def beam_search(model, src, max_new_tokens=None, bos_id=None, eos_id=None, beam_size: int = 1,
+                length_penalty: float = 1.0, src_mask=None) -> list[np.ndarray]:  # fmt: skip
+    r"""Beam search for an encoder–decoder model (``beam_size=1`` is greedy decoding).
+
+    Each of ``beam_size`` hypotheses is extended by every token; the ``beam_size`` best
+    continuations survive. A hypothesis that emits ``eos_id`` is finished and scored as
+
+    .. math::  \mathrm{score}(y) = \frac{\sum_t \log p(y_t \mid y_{<t}, x)}{|y|^{\alpha}}
+
+    (:math:`\alpha` = ``length_penalty``; :math:`|y|` counts the generated tokens including EOS):
+    :math:`\alpha = 0` compares raw log-probabilities (favoring short outputs), :math:`\alpha = 1`
+    the average per token. Search stops when ``beam_size`` hypotheses are finished, or after
+    ``max_new_tokens``; then the best-scoring one is returned (without BOS and EOS).
+    """
+    cfg = model.config
+    bos_id = cfg.bos_id if bos_id is None else bos_id
+    eos_id = cfg.eos_id if eos_id is None else eos_id
+    if bos_id is None:
+        raise ValueError("generate: bos_id is needed (pass it or set config.bos_id)")
+    if not isinstance(beam_size, int) or beam_size < 1:
+        raise ValueError(f"generate: beam_size must be a positive integer, got {beam_size!r}")
+    max_new = cfg.block_size if max_new_tokens is None else max_new_tokens
+    max_new = min(max_new, cfg.block_size)
+    src = np.asarray(B.to_numpy(src.data if isinstance(src, Tensor) else src))
+    if src.ndim == 1:
+        src = src[None]
+    if src_mask is not None:
+        src_mask = np.asarray(B.to_numpy(src_mask), dtype=bool)
+        if src_mask.ndim == 1:
+            src_mask = src_mask[None]
+    xp = B.get_array_module(model.lm_head.weight.data)
+    was_training = model.training
+    model.eval()
+    results = []
+    try:
+        with no_grad():
+            for row in range(src.shape[0]):
+                mask = None if src_mask is None else xp.asarray(src_mask[row : row + 1])
+                if mask is not None:  # drop trailing padding: it changes nothing but costs time
+                    keep = int(src_mask[row].sum())
+                    mask = mask[:, :keep] if bool(src_mask[row, :keep].all()) else mask
+                    s = src[row : row + 1, : mask.shape[1]]
+                else:
+                    s = src[row : row + 1]
+                memory = model.encode(xp.asarray(s), mask)
+                results.append(_beam_one(model, memory, mask, bos_id, eos_id, beam_size,
+                                         length_penalty, max_new, xp))  # fmt: skip
+    finally:
+        model.train(was_training)
+    return results
+
+
+def _beam_one(model, memory, mask, bos_id, eos_id, beam_size, alpha, max_new, xp):
+    caches = model.new_cache()
+    seqs = [[]]  # generated tokens of each live beam
+    scores = np.zeros(1)  # summed log-probabilities of each live beam
+    finished = []  # (normalized score, tokens)
+    last = np.array([[bos_id]])
+    for _ in range(max_new):
+        nb = len(seqs)
+        mem = Tensor(xp.broadcast_to(memory.data, (nb,) + memory.shape[1:]))
+        m = None if mask is None else xp.broadcast_to(mask, (nb, mask.shape[1]))
+        logits = model.decode(xp.asarray(last), mem, m, caches).data[:, -1, :]  # (nb, V)
+        z = np.asarray(B.to_numpy(logits), dtype=np.float64)
+        logp = z - z.max(axis=-1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(axis=-1, keepdims=True))
+        cand = (scores[:, None] + logp).ravel()  # (nb * V,)
+        n_take = min(2 * beam_size, cand.size)
+        top = np.argpartition(-cand, n_take - 1)[:n_take]
+        top = top[np.argsort(-cand[top], kind="stable")]
+        v = logp.shape[1]
+        new_seqs, new_scores, origin, new_last = [], [], [], []
+        for flat in top:
+            b, tok = divmod(int(flat), v)
+            seq = seqs[b] + [tok]
+            if eos_id is not None and tok == eos_id:
+                finished.append((cand[flat] / (len(seq) ** alpha), seqs[b]))
+            else:
+                new_seqs.append(seq)
+                new_scores.append(cand[flat])
+                origin.append(b)
+                new_last.append(tok)
+            if len(new_seqs) == beam_size:
+                break
+        if len(finished) >= beam_size or not new_seqs:
+            break
+        seqs, scores = new_seqs, np.array(new_scores)
+        index = xp.asarray(np.array(origin))
+        for sc, cc in caches:
+            sc.reorder(index)
+            cc.reorder(index)
+        last = np.array(new_last)[:, None]
+    if len(finished) < beam_size or not finished:  # unfinished beams compete as they are
+        for seq, sc in zip(seqs, scores, strict=True):
+            if seq:
+                finished.append((sc / (len(seq) ** alpha), seq))
+    best = max(finished, key=lambda f: f[0])[1] if finished else []
+    return np.array(best, dtype=np.int64)

@@ -1,0 +1,34 @@
+"""``minroots.nn.functional``: the stateless operations layers are built from (``import ... as F``).
+
+Book chapter 3, "Layers and softmax attention" (``book/03_attention.md``) and chapter 4,
+"Cross-entropy" (``book/04_cross_entropy.md``); tests in ``tests/test_nn_functional.py``.
+
+Each fused kernel is one graph node with its forward and backward side by side, in a file of its
+own, next to a short ``*_composed`` reference built from basic autograd ops (the tests check one
+against the other and both against PyTorch).
+
+>>> import minroots.nn.functional as F
+>>> loss = F.cross_entropy(logits, targets, ignore_index=-100)
+"""
+
+from minroots.autograd.softmax import log_softmax, log_softmax_composed, softmax, softmax_composed
+from minroots.nn.functional.attention import (
+    causal_mask,
+    packed_self_attention,
+    scaled_dot_product_attention,
+    scaled_dot_product_attention_composed,
+)
+from minroots.nn.functional.cross_entropy import cross_entropy, cross_entropy_composed
+from minroots.nn.functional.dropout import dropout
+from minroots.nn.functional.embedding import embedding, embedding_composed
+from minroots.nn.functional.gelu import gelu, gelu_composed
+from minroots.nn.functional.layer_norm import layer_norm, layer_norm_composed
+from minroots.nn.functional.linear import linear, linear_composed
+
+__all__ = [
+    "linear", "embedding", "softmax", "log_softmax", "gelu", "dropout", "layer_norm",
+    "cross_entropy", "scaled_dot_product_attention", "packed_self_attention", "causal_mask",
+    "linear_composed", "embedding_composed", "softmax_composed", "log_softmax_composed",
+    "gelu_composed", "layer_norm_composed", "cross_entropy_composed",
+    "scaled_dot_product_attention_composed",
+]  # fmt: skip

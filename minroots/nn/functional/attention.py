@@ -1,0 +1,277 @@
+r"""Scaled dot-product attention with a fused backward, and its packed multi-head form.
+
+Book chapter 3, "Layers and softmax attention" (``book/03_attention.md``); tests in
+``tests/test_nn_functional.py`` and ``tests/test_nn_properties.py``.
+
+For queries :math:`Q` (``(..., T_q, d)``), keys :math:`K` (``(..., T_k, d)``) and values
+:math:`V` (``(..., T_k, d_v)``):
+
+.. math::
+    S = \frac{Q K^\top}{\sqrt{d}} + M, \qquad P = \mathrm{softmax}_{\text{rows}}(S), \qquad O = P V
+
+where the additive mask :math:`M` holds 0 where a query may look and :math:`-\infty` where it may
+not (the causal mask hides the future: key :math:`j` is hidden from query :math:`i` when
+:math:`j > i`). Backward, with :math:`\bar O` given:
+
+.. math::
+    \bar V = P^\top \bar O, \quad \bar P = \bar O V^\top, \quad
+    \bar S = P \odot \bigl(\bar P - \textstyle\sum_j (\bar P \odot P)_{:,j}\bigr), \quad
+    \bar Q = \frac{\bar S K}{\sqrt d}, \quad \bar K = \frac{\bar S^\top Q}{\sqrt d}
+
+The fused op keeps one ``(T_q, T_k)`` array per head for the backward, the exponentials
+:math:`E = e^{S - \max}`, with the row factors :math:`r = 1/\sum_j E_j` (so :math:`P = rE`; ``r`` is
+folded into the small operands rather than applied to the big matrix). Every batched matmul gets
+C-contiguous operands (:math:`Q/\sqrt d`, :math:`K^\top`, :math:`V` are copied once): NumPy passes
+those to BLAS, while a transposed view can take a loop hundreds of times slower. The causal mask
+for a given :math:`(T_q, T_k)` is built once and cached. When :math:`T_q < T_k` (decoding with a
+key/value cache: the queries are the *last* :math:`T_q` positions) the causal mask is aligned to
+the bottom right, so query :math:`i` sees keys :math:`j \le i + T_k - T_q`.
+
+Worked example: one query equally similar to two keys (:math:`S = [0, 0]`) gives
+:math:`P = [\tfrac12, \tfrac12]` and returns the average of the two values.
+"""
+
+from __future__ import annotations
+
+import math
+
+from minroots import backend as B
+from minroots.autograd import Tensor
+from minroots.autograd import elementwise as E
+from minroots.autograd import linalg as L
+from minroots.autograd import shape as SH
+from minroots.autograd import softmax as SM
+from minroots.autograd.tensor import unbroadcast
+from minroots.nn.functional._rows import row_dot, row_max, row_sum
+
+__all__ = [
+    "scaled_dot_product_attention",
+    "scaled_dot_product_attention_composed",
+    "causal_mask",
+    "packed_self_attention",
+]
+
+_MASKS: dict = {}
+
+
+def causal_mask(t_q: int, t_k: int, dtype, xp=None):
+    """Additive causal mask ``(t_q, t_k)``: 0 where key ``j <= i + t_k - t_q``, ``-inf`` elsewhere.
+
+    Built once per ``(t_q, t_k, dtype, backend)`` and cached (read-only).
+
+    >>> causal_mask(2, 3, "float32")        # two new queries after one cached position
+    array([[  0.,   0., -inf],
+           [  0.,   0.,   0.]], dtype=float32)
+    """
+    xp = xp if xp is not None else B.xp()
+    key = (t_q, t_k, str(xp.dtype(dtype)), xp.__name__)
+    m = _MASKS.get(key)
+    if m is None:
+        i = xp.arange(t_q)[:, None] + (t_k - t_q)
+        j = xp.arange(t_k)[None, :]
+        m = xp.where(j > i, xp.asarray(-xp.inf, dtype=dtype), xp.asarray(0, dtype=dtype))
+        m = m.astype(dtype)
+        if xp.__name__ == "numpy":
+            m.flags.writeable = False
+        _MASKS[key] = m
+    return m
+
+
+def _additive_mask(mask, dtype, xp):
+    """A boolean mask (True = may attend, PyTorch's convention) or a float mask, as additive."""
+    if mask is None:
+        return None
+    mask = mask.data if isinstance(mask, Tensor) else xp.asarray(mask)
+    if mask.dtype == bool:
+        return xp.where(mask, xp.asarray(0, dtype=dtype), xp.asarray(-xp.inf, dtype=dtype))
+    return mask.astype(dtype, copy=False)
+
+
+def _exp_rows_(s, xp):
+    r"""In place: ``s`` becomes :math:`E = e^{s - \max}` per row; returns ``(E, r)`` with
+    :math:`r = 1 / \sum_j E_j` ``(..., 1)``, so that the softmax is :math:`P = r E`.
+
+    :math:`P` itself is never formed: ``r`` is folded into the small ``(T, d)`` operands instead
+    (one full pass over the ``(T, T)`` scores saved forward and backward). Rows that are all
+    ``-inf`` (every key masked) get :math:`r = 0`, hence zero output, not NaN.
+    """
+    m = row_max(s, xp)
+    m[~xp.isfinite(m)] = 0
+    s -= m
+    xp.exp(s, out=s)
+    total = row_sum(s, xp)
+    r = xp.zeros_like(total)
+    xp.divide(1, total, out=r, where=total > 0)
+    return s, r
+
+
+def _c(a, xp):
+    return xp.ascontiguousarray(a)
+
+
+def _scaled_copy(a, scale, xp):
+    """``a * scale`` as a new C-contiguous array (an elementwise op on a transposed view would
+    otherwise keep the view's memory order)."""
+    out = xp.empty(a.shape, dtype=a.dtype)
+    return xp.multiply(a, scale, out=out)
+
+
+def _forward(qs, kt, v, add_mask, dropout_p, xp):
+    """O = softmax(Qs K^T + M) V from *contiguous* operands: ``qs`` = Q / sqrt(d) ``(..., Tq, d)``,
+    ``kt`` = K^T ``(..., d, Tk)``, ``v`` ``(..., Tk, dv)``. Returns (O, E, r, drop) where the
+    attention weights are P = r E and ``drop`` is their dropout mask (or None).
+
+    Every stacked matmul gets C-contiguous operands: NumPy hands those to BLAS, whereas a
+    transposed view (``k.swapaxes(-1, -2)``) can fall back to a loop hundreds of times slower.
+    """
+    s = xp.matmul(qs, kt)  # (..., Tq, Tk)
+    if add_mask is not None:
+        s += add_mask
+    e, r = _exp_rows_(s, xp)
+    drop = _dropout_mask(e, dropout_p, xp)
+    o = xp.matmul(e if drop is None else e * drop, v)  # (..., Tq, dv)
+    o *= r
+    return o, e, r, drop
+
+
+def _backward(g, qs, kt, v, e, r, drop, scale, xp):
+    """Gradients (dQ, dK^T, dV^T) of O = (P * drop) V with P = r E, from contiguous operands.
+
+    With S = Qs K^T (Qs = Q * scale): dV^T = (r dO)^T (E * drop), dP = (dO V^T) * drop,
+    dS = P * (dP - rowsum(dP * P)) = r * dS' with dS' = E * (dP - r rowsum(dP * E)),
+    dQ = (dS' K) * r * scale, dK^T = (r Qs)^T dS'. The transposed results (dK^T, dV^T) avoid
+    transposing the large (Tq, Tk) matrices; the caller's final layout copy absorbs them.
+    """
+    g = _c(g, xp)
+    gr_t = _c((g * r).swapaxes(-1, -2), xp)  # (..., dv, Tq)
+    gvt = xp.matmul(gr_t, e if drop is None else e * drop)  # dV^T (..., dv, Tk)
+    gp = xp.matmul(g, _c(v.swapaxes(-1, -2), xp))  # dP (..., Tq, Tk)
+    if drop is not None:
+        gp *= drop
+    rs = row_dot(gp, e, xp)
+    rs *= r
+    gp -= rs
+    gp *= e  # dS'
+    gq = xp.matmul(gp, _c(kt.swapaxes(-1, -2), xp))  # (..., Tq, d)
+    gq *= r * scale
+    gkt = xp.matmul(_c((qs * r).swapaxes(-1, -2), xp), gp)  # dK^T (..., d, Tk)
+    return gq, gkt, gvt
+
+
+def _dropout_mask(p, dropout_p: float, xp):
+    """0 or 1/(1-p) per attention weight (inverted dropout), or None when dropout_p is 0."""
+    if not dropout_p:
+        return None
+    gen = B.rng("cupy" if xp.__name__ == "cupy" else "numpy")
+    keep = gen.random(p.shape, dtype=p.dtype) >= p.dtype.type(dropout_p)
+    return keep * p.dtype.type(1.0 / (1.0 - dropout_p))
+
+
+def _prepare(q, k, v, mask, is_causal, scale):
+    if q.ndim < 2 or k.ndim < 2 or v.ndim < 2:
+        raise ValueError(
+            f"scaled_dot_product_attention: q, k, v need shape (..., T, d); "
+            f"got {q.shape}, {k.shape}, {v.shape}"
+        )
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"scaled_dot_product_attention: q {q.shape} and k {k.shape} need the same last axis, "
+            f"k and v {v.shape} the same number of positions"
+        )
+    if mask is not None and is_causal:
+        raise ValueError("scaled_dot_product_attention: pass either mask or is_causal, not both")
+    xp = B.get_array_module(q.data)
+    dt = q.data.dtype
+    scale = dt.type(1.0 / math.sqrt(q.shape[-1]) if scale is None else scale)
+    if is_causal:
+        add = causal_mask(q.shape[-2], k.shape[-2], dt, xp)
+    else:
+        add = _additive_mask(mask, dt, xp)
+    return xp, scale, add
+
+
+def scaled_dot_product_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask=None,
+    is_causal: bool = False,
+    dropout_p: float = 0.0,
+    scale: float | None = None,
+) -> Tensor:
+    r"""O = \mathrm{softmax}(Q K^\top / \sqrt d + M)\,V (fused forward and backward, one node).
+
+    ``mask`` is boolean (``True`` = may attend, broadcast to ``(..., T_q, T_k)``) or additive
+    float; ``is_causal`` uses the cached causal mask; ``dropout_p`` drops attention weights.
+    """
+    xp, scale, add = _prepare(q, k, v, mask, is_causal, scale)
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(
+            f"scaled_dot_product_attention: dropout_p must be in [0, 1), got {dropout_p}"
+        )
+    qs = _scaled_copy(q.data, scale, xp)  # (..., Tq, d)
+    kt = _c(k.data.swapaxes(-1, -2), xp)  # (..., d, Tk)
+    vd = _c(v.data, xp)  # (..., Tk, dv)
+    out, e, r, drop = _forward(qs, kt, vd, add, dropout_p, xp)
+
+    def backward(g):
+        gq, gkt, gvt = _backward(g, qs, kt, vd, e, r, drop, scale, xp)
+        gk, gv = gkt.swapaxes(-1, -2), gvt.swapaxes(-1, -2)
+        return unbroadcast(gq, q.shape), unbroadcast(gk, k.shape), unbroadcast(gv, v.shape)
+
+    return Tensor._make(out, (q, k, v), backward, "scaled_dot_product_attention")
+
+
+def scaled_dot_product_attention_composed(
+    q: Tensor, k: Tensor, v: Tensor, mask=None, is_causal: bool = False, scale: float | None = None
+) -> Tensor:
+    """Reference attention from basic ops (matmul, mul, add, softmax): no dropout."""
+    xp, scale, add = _prepare(q, k, v, mask, is_causal, scale)
+    s = L.matmul(q, SH.swapaxes(k, -1, -2)) * float(scale)
+    if add is not None:
+        s = E.add(s, Tensor(add))
+    return L.matmul(SM.softmax_composed(s, axis=-1), v)
+
+
+def packed_self_attention(
+    qkv: Tensor, n_head: int, is_causal: bool = True, mask=None, dropout_p: float = 0.0
+) -> Tensor:
+    r"""Multi-head self-attention straight from a fused projection, one graph node.
+
+    ``qkv`` is ``(B, T, 3C)`` = ``[Q | K | V]`` as GPT-2's ``c_attn`` produces it; the result is
+    ``(B, T, C)`` with the heads merged back. Inside: head-major contiguous copies of
+    :math:`Q/\sqrt{d}`, :math:`K^\top` and :math:`V`, batched attention, and in the backward the
+    three gradients written into one ``(B, T, 3C)`` buffer (no per-head or per-projection graph
+    nodes).
+    """
+    if qkv.ndim != 3 or qkv.shape[-1] % (3 * n_head):
+        raise ValueError(
+            f"packed_self_attention: qkv must be (B, T, 3*C) with C divisible by n_head={n_head}, "
+            f"got {qkv.shape}"
+        )
+    b, t, c3 = qkv.shape
+    c = c3 // 3
+    hd = c // n_head
+    xp = B.get_array_module(qkv.data)
+    dt = qkv.data.dtype
+    scale = dt.type(1.0 / math.sqrt(hd))
+    heads = qkv.data.reshape(b, t, 3, n_head, hd)  # a view
+    qs = _scaled_copy(heads[:, :, 0].transpose(0, 2, 1, 3), scale, xp)  # (B, H, T, hd)
+    kt = _c(heads[:, :, 1].transpose(0, 2, 3, 1), xp)  # (B, H, hd, T)
+    v = _c(heads[:, :, 2].transpose(0, 2, 1, 3), xp)  # (B, H, T, hd)
+    if mask is not None and is_causal:
+        raise ValueError("packed_self_attention: pass either mask or is_causal, not both")
+    add = causal_mask(t, t, dt, xp) if is_causal else _additive_mask(mask, dt, xp)
+    o, e, r, drop = _forward(qs, kt, v, add, dropout_p, xp)  # (B, H, T, hd)
+    y = o.transpose(0, 2, 1, 3).reshape(b, t, c)  # (B, T, C): reshape copies once
+
+    def backward(g):
+        gh = g.reshape(b, t, n_head, hd).transpose(0, 2, 1, 3)  # (B, H, T, hd), a view
+        gq, gkt, gvt = _backward(gh, qs, kt, v, e, r, drop, scale, xp)
+        gqkv = xp.empty((b, t, 3, n_head, hd), dtype=dt)
+        gqkv[:, :, 0] = gq.transpose(0, 2, 1, 3)  # (B, T, H, hd)
+        gqkv[:, :, 1] = gkt.transpose(0, 3, 1, 2)
+        gqkv[:, :, 2] = gvt.transpose(0, 3, 1, 2)
+        return (gqkv.reshape(b, t, c3),)
+
+    return Tensor._make(y, (qkv,), backward, "packed_self_attention")

@@ -1,0 +1,203 @@
+r"""The GPT language model: ``TransformerConfig`` and ``TransformerModel`` (GPT-2's architecture).
+
+Book chapter 3, "Layers and softmax attention" (``book/03_attention.md``) builds it; chapter 7,
+"Training" (``book/07_training.md``) trains it; chapter 9 generates with it. Tests in
+``tests/test_models_gpt.py`` and ``tests/test_models_gpt2_parity.py``.
+
+Bottom-up, as in nanoGPT: token ids ``(B, T)`` -> token embeddings ``wte`` + learned position
+embeddings ``wpe`` -> ``n_layer`` pre-LN blocks (causal self-attention with a fused ``c_attn``,
+GELU-tanh MLP) -> final layer norm ``ln_f`` -> ``lm_head``, whose weight *is* ``wte``'s (tied):
+
+.. math::  \text{logits} = \mathrm{LN}_f(h_L)\, W_{te}^\top, \qquad
+           \text{loss} = \mathrm{cross\_entropy}(\text{logits}, \text{targets})
+
+With the same weights, the logits equal Hugging Face's ``GPT2LMHeadModel`` (see
+:mod:`minroots.nn.gpt2_loading`). Parameter names follow GPT-2's without the ``transformer.``
+prefix: ``wte.weight``, ``h.0.attn.c_attn.weight``, ..., ``ln_f.bias``, ``lm_head.weight``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from minroots.autograd import Tensor
+from minroots.nn.attention import KVCache
+from minroots.nn.dropout import Dropout
+from minroots.nn.embedding import Embedding
+from minroots.nn.functional.cross_entropy import cross_entropy
+from minroots.nn.functional.embedding import check_ids
+from minroots.nn.layer_norm import LayerNorm
+from minroots.nn.linear import Linear
+from minroots.nn.module import Module, ModuleList
+from minroots.nn.positional import LearnedPositionalEmbedding
+from minroots.nn.transformer_block import TransformerBlock
+
+__all__ = ["TransformerConfig", "TransformerModel"]
+
+
+@dataclass
+class TransformerConfig:
+    """Shape of a GPT. The defaults are a "baby GPT" that trains on a laptop CPU in minutes
+    (about 0.8 M parameters); GPT-2 small is ``TransformerConfig(50257, 1024, 12, 12, 768)``."""
+
+    vocab_size: int = 65  # number of token ids (65 characters in the Shakespeare corpus)
+    block_size: int = 128  # longest context the model can attend over
+    n_layer: int = 4  # number of Transformer blocks
+    n_head: int = 4  # attention heads per block (must divide n_embd)
+    n_embd: int = 128  # width of the residual stream
+    dropout: float = (
+        0.0  # dropout probability (0 for small data / fine-tuning; 0.1-0.2 to regularize)
+    )
+    bias: bool = True  # biases in linear layers and layer norms (GPT-2: True)
+    tie_weights: bool = True  # lm_head shares the token-embedding matrix (GPT-2: True)
+    layer_norm_eps: float = 1e-5  # the epsilon of every layer norm (GPT-2: 1e-5)
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+                raise ValueError(f"TransformerConfig: {name} must be a positive integer, got {v!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(
+                f"TransformerConfig: n_embd={self.n_embd} must be divisible by n_head={self.n_head}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"TransformerConfig: dropout must be in [0, 1), got {self.dropout}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TransformerConfig:
+        """Build from a dict, rejecting unknown keys with a clear message."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(
+                f"TransformerConfig: unknown keys {unknown}; known keys {sorted(names)}"
+            )
+        return cls(**d)
+
+
+def _as_ids(idx, where: str):
+    """Token ids as a backend integer array of shape (B, T)."""
+    ids = idx.data if isinstance(idx, Tensor) else idx
+    if isinstance(ids, (list, tuple)):
+        ids = np.asarray(ids)
+    if not hasattr(ids, "ndim"):
+        raise TypeError(
+            f"{where}: idx must be an integer array or Tensor of shape (B, T), got {type(idx).__name__}"
+        )
+    if ids.ndim != 2:
+        raise ValueError(
+            f"{where}: idx must have shape (B, T) (2 axes), got shape {tuple(ids.shape)}"
+        )
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"{where}: idx must have an integer dtype, got {ids.dtype}")
+    return ids
+
+
+class TransformerModel(Module):
+    """A decoder-only Transformer language model with GPT-2's architecture.
+
+    >>> model = TransformerModel(TransformerConfig(vocab_size=65, block_size=32))
+    >>> logits, loss = model(idx, targets)        # idx, targets: (B, T) int arrays
+    >>> logits.shape
+    (B, T, 65)
+    """
+
+    def __init__(self, config: TransformerConfig | None = None, **overrides):
+        super().__init__()
+        if config is None:
+            config = TransformerConfig(**overrides)
+        elif overrides:
+            config = dataclasses.replace(config, **overrides)
+        if not isinstance(config, TransformerConfig):
+            raise TypeError(
+                f"TransformerModel: config must be a TransformerConfig, got {type(config).__name__}"
+            )
+        self.config = config
+        c = config
+        self.wte = Embedding(c.vocab_size, c.n_embd)
+        self.wpe = LearnedPositionalEmbedding(c.block_size, c.n_embd)
+        self.drop = Dropout(c.dropout)
+        self.h = ModuleList(
+            TransformerBlock(c.n_embd, c.n_head, c.dropout, c.bias, norm_first=True,
+                             activation="gelu_tanh", n_layer=c.n_layer, eps=c.layer_norm_eps)
+            for _ in range(c.n_layer)
+        )  # fmt: skip
+        self.ln_f = LayerNorm(c.n_embd, eps=c.layer_norm_eps, bias=c.bias)
+        self.lm_head = Linear(c.n_embd, c.vocab_size, bias=False)
+        if c.tie_weights:
+            self.lm_head.weight = self.wte.weight  # one Parameter, two names
+
+    # ------------------------------------------------------------------ forward
+    def hidden_states(self, idx, caches: list[KVCache] | None = None) -> Tensor:
+        """The final layer-normed states ``(B, T, C)``; with ``caches`` (one per block), ``idx``
+        holds only the new tokens and positions continue after those already cached."""
+        where = "TransformerModel"
+        ids = _as_ids(idx, where)
+        b, t = ids.shape
+        offset = caches[0].length if caches else 0
+        if offset + t > self.config.block_size:
+            raise ValueError(
+                f"{where}: sequence length {offset + t} is longer than block_size="
+                f"{self.config.block_size}; crop the input to the last {self.config.block_size} tokens"
+            )
+        check_ids(ids, self.config.vocab_size, f"{where} (vocab_size={self.config.vocab_size})")
+        x = self.wte(ids) + self.wpe(t, offset)  # (B, T, C) + (T, C)
+        x = self.drop(x)
+        for i, block in enumerate(self.h):
+            x = block(x, is_causal=True, cache=caches[i] if caches else None)  # (B, T, C)
+        return self.ln_f(x)
+
+    def forward(self, idx, targets=None, ignore_index: int = -100):
+        """``(logits (B, T, V), loss)``; ``loss`` is ``None`` without ``targets`` ``(B, T)``."""
+        x = self.hidden_states(idx)
+        logits = self.lm_head(x)  # (B, T, V)
+        if targets is None:
+            return logits, None
+        tg = _as_ids(targets, "TransformerModel targets")
+        if tuple(tg.shape) != logits.shape[:2]:
+            raise ValueError(
+                f"TransformerModel: targets must have the shape of idx {logits.shape[:2]}, got {tuple(tg.shape)}"
+            )
+        return logits, cross_entropy(logits, tg, ignore_index=ignore_index)
+
+    def new_cache(self) -> list[KVCache]:
+        """An empty key/value cache, one per block, sized for ``block_size`` positions."""
+        return [KVCache(capacity=self.config.block_size) for _ in self.h]
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k=None,
+                 top_p=None, eos_id=None, seed=None, use_cache: bool = True):  # fmt: skip
+        """Continue ``idx`` ``(B, T)`` by ``max_new_tokens`` sampled tokens; see
+        :func:`minroots.generation.generate` (greedy when ``temperature == 0``)."""
+        from minroots.generation import generate
+
+        return generate(self, idx, max_new_tokens, temperature=temperature, top_k=top_k,
+                        top_p=top_p, eos_id=eos_id, seed=seed, use_cache=use_cache)  # fmt: skip
+
+    # ------------------------------------------------------------------ saving and loading
+    def save(self, path) -> None:
+        """Write weights (safetensors) and config (JSON); see :mod:`minroots.nn.serialization`."""
+        from minroots.nn.serialization import save_model
+
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path, dtype=None) -> TransformerModel:
+        """Read a model written by :meth:`save`."""
+        from minroots.nn.serialization import load_model
+
+        return load_model(cls, TransformerConfig, path, dtype=dtype)
+
+    @classmethod
+    def from_pretrained_gpt2(cls, path, dtype=None) -> TransformerModel:
+        """Load a Hugging Face GPT-2 directory (``config.json`` + ``model.safetensors``) from disk."""
+        from minroots.nn.gpt2_loading import load_gpt2
+
+        return load_gpt2(cls, TransformerConfig, path, dtype=dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_parameters():,} parameters"

@@ -1,0 +1,87 @@
+r"""``TransformerBlock``: attention and a feed-forward layer, each inside a residual connection.
+
+Book chapter 3, "Layers and softmax attention" (``book/03_attention.md``); tests in
+``tests/test_nn_layers.py``.
+
+Pre-LN (GPT-2, the default): normalize *before* each sub-layer, and keep the residual stream clean::
+
+    x = x + attn(ln_1(x))
+    x = x + cross_attn(ln_cross(x), memory)       # decoder blocks of an encoder-decoder only
+    x = x + mlp(ln_2(x))
+
+Post-LN (the original Transformer, ``norm_first=False``): normalize *after* each residual sum::
+
+    x = ln_1(x + attn(x));  x = ln_cross(x + cross_attn(x, memory));  x = ln_2(x + mlp(x))
+
+Pre-LN trains stably without a careful warm-up; post-LN is what "Attention Is All You Need" used.
+Residual projections start with std :math:`0.02/\sqrt{2 n_\text{layer}}` (GPT-2), so the sum of
+:math:`2 n_\text{layer}` residual contributions keeps its scale at initialization.
+"""
+
+from __future__ import annotations
+
+import math
+
+from minroots.nn.attention import KVCache, MultiHeadAttention
+from minroots.nn.feed_forward import FeedForward
+from minroots.nn.layer_norm import LayerNorm
+from minroots.nn.module import Module
+
+__all__ = ["TransformerBlock"]
+
+
+class TransformerBlock(Module):
+    """One block: (causal) self-attention, optional cross-attention, feed-forward.
+
+    Args:
+        n_embd, n_head: width and number of heads. dropout: on attention weights and residuals.
+        bias: biases in linear layers and layer norms. norm_first: pre-LN (True) or post-LN.
+        cross_attention: add a cross-attention sub-layer (decoder of an encoder-decoder).
+        activation: ``"gelu_tanh"`` (GPT-2), ``"gelu"`` or ``"relu"``.
+        n_layer: depth of the whole stack, for the scaled initialization of residual projections.
+    """
+
+    def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, bias: bool = True,
+                 norm_first: bool = True, cross_attention: bool = False,
+                 activation: str = "gelu_tanh", n_layer: int = 1, eps: float = 1e-5):  # fmt: skip
+        super().__init__()
+        self.norm_first = norm_first
+        proj_std = 0.02 / math.sqrt(2 * n_layer)
+        self.ln_1 = LayerNorm(n_embd, eps=eps, bias=bias)
+        self.attn = MultiHeadAttention(n_embd, n_head, dropout, bias, proj_std=proj_std)
+        if cross_attention:
+            self.ln_cross = LayerNorm(n_embd, eps=eps, bias=bias)
+            self.cross_attn = MultiHeadAttention(
+                n_embd, n_head, dropout, bias, cross=True, proj_std=proj_std
+            )
+        else:
+            self.cross_attn = None
+        self.ln_2 = LayerNorm(n_embd, eps=eps, bias=bias)
+        self.mlp = FeedForward(n_embd, 4 * n_embd, dropout, bias, activation, proj_std=proj_std)
+
+    def forward(self, x, memory=None, is_causal: bool = True, key_padding_mask=None,
+                memory_padding_mask=None, cache: KVCache | None = None,
+                cross_cache: KVCache | None = None):  # fmt: skip
+        """``x`` ``(B, T, C)`` -> ``(B, T, C)``. ``key_padding_mask`` masks ``x``'s own padded
+        positions as keys; ``memory_padding_mask`` those of ``memory`` (both True = real)."""
+
+        def attn(h):
+            return self.attn(h, is_causal=is_causal, key_padding_mask=key_padding_mask, cache=cache)
+
+        def cross(h):
+            return self.cross_attn(
+                h, memory, key_padding_mask=memory_padding_mask, cache=cross_cache
+            )
+
+        if self.norm_first:
+            x = x + attn(self.ln_1(x))
+            if self.cross_attn is not None:
+                x = x + cross(self.ln_cross(x))
+            return x + self.mlp(self.ln_2(x))
+        x = self.ln_1(x + attn(x))
+        if self.cross_attn is not None:
+            x = self.ln_cross(x + cross(x))
+        return self.ln_2(x + self.mlp(x))
+
+    def extra_repr(self) -> str:
+        return "pre-LN" if self.norm_first else "post-LN"
