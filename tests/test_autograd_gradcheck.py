@@ -8,7 +8,6 @@ from op_cases import CASES, TASK_OF_CASE
 
 import minroots as mr
 
-
 PARAMS = [
     pytest.param(
         name, marks=[getattr(pytest.mark, TASK_OF_CASE[name])] if name in TASK_OF_CASE else []
