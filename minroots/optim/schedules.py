@@ -106,7 +106,40 @@ class ConstantSchedule(Schedule):
 
 
 @dataclass(frozen=True)
-class CosineSchedule(Schedule):
+class _WarmupDecay(Schedule):
+    """Shared by the cosine and linear schedules: a warmup to ``lr``, a decay to ``min_lr`` at
+    ``total_steps``, then ``min_lr``; subclasses give the decay's shape in ``_decay``."""
+
+    lr: float  # eta, the peak learning rate
+    total_steps: int  # S, the step at which the rate reaches min_lr
+    warmup_steps: int = 0  # W, linear ramp before the decay
+    min_lr: float = 0.0  # eta_min, the floor (often lr / 10)
+
+    def __post_init__(self):
+        where = type(self).__name__
+        _check_real("lr", self.lr, where)
+        _check_real("min_lr", self.min_lr, where)
+        _check_int("warmup_steps", self.warmup_steps, where)
+        _check_int("total_steps", self.total_steps, where, low=self.warmup_steps + 1)
+        if self.min_lr > self.lr:
+            raise ValueError(f"{where}: min_lr must be <= lr, got min_lr={self.min_lr} > {self.lr}")
+
+    def lr_at(self, step: int) -> float:
+        step = self._check_step(step)
+        w = self.warmup_steps
+        if step < w:
+            return self._warmup(self.lr, step, w)
+        decay = self.total_steps - w
+        if step - w >= decay:
+            return float(self.min_lr)  # exactly the floor (pi * k / decay may round below pi)
+        return self._decay(step - w, decay)
+
+    def _decay(self, t: int, decay: int) -> float:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class CosineSchedule(_WarmupDecay):
     r"""Linear warmup, then half a cosine from ``lr`` down to ``min_lr`` at ``total_steps``.
 
     With peak :math:`\eta`, floor :math:`\eta_{\min}`, warmup :math:`W` and :math:`S` total steps:
@@ -125,37 +158,14 @@ class CosineSchedule(Schedule):
     Example: ``CosineSchedule(1.0, total_steps=4)`` gives 1.0, 0.854, 0.5, 0.146, 0.0, 0.0, ...
     """
 
-    lr: float  # eta, the peak learning rate
-    total_steps: int  # S, the step at which the rate reaches min_lr
-    warmup_steps: int = 0  # W, linear ramp before the decay
-    min_lr: float = 0.0  # eta_min, the floor (often lr / 10)
-
     name = "cosine"
 
-    def __post_init__(self):
-        where = "CosineSchedule"
-        _check_real("lr", self.lr, where)
-        _check_real("min_lr", self.min_lr, where)
-        _check_int("warmup_steps", self.warmup_steps, where)
-        _check_int("total_steps", self.total_steps, where, low=self.warmup_steps + 1)
-        if self.min_lr > self.lr:
-            raise ValueError(f"{where}: min_lr must be <= lr, got min_lr={self.min_lr} > {self.lr}")
-
-    def lr_at(self, step: int) -> float:
-        step = self._check_step(step)
-        w = self.warmup_steps
-        if step < w:
-            return self._warmup(self.lr, step, w)
-        decay = self.total_steps - w
-        if step - w >= decay:
-            return float(self.min_lr)  # exactly the floor (pi * k / decay may round below pi)
-        return (
-            self.min_lr + (self.lr - self.min_lr) * (1 + math.cos(math.pi * (step - w) / decay)) / 2
-        )
+    def _decay(self, t: int, decay: int) -> float:
+        return self.min_lr + (self.lr - self.min_lr) * (1 + math.cos(math.pi * t / decay)) / 2
 
 
 @dataclass(frozen=True)
-class LinearSchedule(Schedule):
+class LinearSchedule(_WarmupDecay):
     r"""Linear warmup, then a straight line from ``lr`` down to ``min_lr`` at ``total_steps``.
 
     .. math::
@@ -170,31 +180,10 @@ class LinearSchedule(Schedule):
     Example: ``LinearSchedule(1.0, total_steps=4)`` gives 1.0, 0.75, 0.5, 0.25, 0.0, 0.0, ...
     """
 
-    lr: float  # eta, the peak learning rate
-    total_steps: int  # S, the step at which the rate reaches min_lr
-    warmup_steps: int = 0  # W, linear ramp before the decay
-    min_lr: float = 0.0  # eta_min, the floor
-
     name = "linear"
 
-    def __post_init__(self):
-        where = "LinearSchedule"
-        _check_real("lr", self.lr, where)
-        _check_real("min_lr", self.min_lr, where)
-        _check_int("warmup_steps", self.warmup_steps, where)
-        _check_int("total_steps", self.total_steps, where, low=self.warmup_steps + 1)
-        if self.min_lr > self.lr:
-            raise ValueError(f"{where}: min_lr must be <= lr, got min_lr={self.min_lr} > {self.lr}")
-
-    def lr_at(self, step: int) -> float:
-        step = self._check_step(step)
-        w = self.warmup_steps
-        if step < w:
-            return self._warmup(self.lr, step, w)
-        decay = self.total_steps - w
-        if step - w >= decay:
-            return float(self.min_lr)
-        return self.lr + (self.min_lr - self.lr) * (step - w) / decay
+    def _decay(self, t: int, decay: int) -> float:
+        return self.lr + (self.min_lr - self.lr) * t / decay
 
 
 @dataclass(frozen=True)
