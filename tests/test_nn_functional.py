@@ -131,6 +131,22 @@ def test_attention_fused_matches_composed(rng, masking):
     _compare(fused, composed, [rng.standard_normal(s) for s in shapes], rng)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_single_query_without_graph_reads_strided_cache_views(rng, causal):
+    """Decoding one query under no_grad reads the cache views in place: same output as the graph
+    path (which copies them) and as the composed reference, for any memory layout."""
+    buf_k, buf_v = rng.standard_normal((2, 3, 16, 4)), rng.standard_normal((2, 3, 16, 4))
+    k, v = minroots.tensor(buf_k[:, :, :9]), minroots.tensor(buf_v[:, :, :9])  # strided views
+    assert not k.data.flags.c_contiguous
+    q = minroots.tensor(rng.standard_normal((2, 3, 1, 4)))
+    with minroots.no_grad():
+        fast = F.scaled_dot_product_attention(q, k, v, is_causal=causal).data
+    graph = F.scaled_dot_product_attention(q.requires_grad_(), k, v, is_causal=causal).data
+    ref = F.scaled_dot_product_attention_composed(q, k, v, is_causal=causal).data
+    np.testing.assert_allclose(fast, graph, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(fast, ref, rtol=RTOL, atol=ATOL)
+
+
 def test_packed_self_attention_matches_unpacked(rng):
     b, t, h, d = 2, 5, 3, 4
     c = h * d

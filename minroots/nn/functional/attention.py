@@ -22,8 +22,10 @@ The fused op keeps one ``(T_q, T_k)`` array per head for the backward, the expon
 :math:`E = e^{S - \max}`, with the row factors :math:`r = 1/\sum_j E_j` (so :math:`P = rE`; ``r`` is
 folded into the small operands rather than applied to the big matrix). Every batched matmul gets
 C-contiguous operands (:math:`Q/\sqrt d`, :math:`K^\top`, :math:`V` are copied once): NumPy passes
-those to BLAS, while a transposed view can take a loop hundreds of times slower. The causal mask
-for a given :math:`(T_q, T_k)` is built once and cached. When :math:`T_q < T_k` (decoding with a
+those to BLAS, while a transposed view can take a loop hundreds of times slower. The exception is
+decoding a single query without a graph: the products are then matrix-vector, BLAS reads the
+key/value cache in place, and a copy would cost several times the product. The causal mask for a
+given :math:`(T_q, T_k)` is built once and cached. When :math:`T_q < T_k` (decoding with a
 key/value cache: the queries are the *last* :math:`T_q` positions) the causal mask is aligned to
 the bottom right, so query :math:`i` sees keys :math:`j \le i + T_k - T_q`.
 
@@ -41,7 +43,7 @@ from minroots.autograd import elementwise as E
 from minroots.autograd import linalg as L
 from minroots.autograd import shape as SH
 from minroots.autograd import softmax as SM
-from minroots.autograd.tensor import unbroadcast
+from minroots.autograd.tensor import is_grad_enabled, unbroadcast
 from minroots.nn.functional._rows import row_dot, row_max, row_sum
 
 __all__ = [
@@ -210,8 +212,13 @@ def scaled_dot_product_attention(
             f"scaled_dot_product_attention: dropout_p must be in [0, 1), got {dropout_p}"
         )
     qs = _scaled_copy(q.data, scale, xp)  # (..., Tq, d)
-    kt = _c(k.data.swapaxes(-1, -2), xp)  # (..., d, Tk)
-    vd = _c(v.data, xp)  # (..., Tk, dv)
+    if q.shape[-2] == 1 and not is_grad_enabled():
+        # Decoding one query with a KV cache: the products are matrix-vector, and BLAS reads the
+        # strided cache views directly; a contiguous K^T copy would cost more than the product.
+        kt, vd = k.data.swapaxes(-1, -2), v.data
+    else:
+        kt = _c(k.data.swapaxes(-1, -2), xp)  # (..., d, Tk)
+        vd = _c(v.data, xp)  # (..., Tk, dv)
     out, e, r, drop = _forward(qs, kt, vd, add, dropout_p, xp)
 
     def backward(g):
