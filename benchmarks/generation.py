@@ -68,5 +68,6 @@ def main(argv=None) -> None:
         best = min(cached[ctx])
         print(f"{ctx:8d} {best:16.2f} {uncached:18.2f}   ({best / base:.2f}x the first context)")
 
+
 if __name__ == "__main__":
     main()

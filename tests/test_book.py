@@ -57,5 +57,7 @@ def test_book_builds_offline_without_warnings(tmp_path):
         timeout=900,
     )
     warnings = [line for line in result.stdout.splitlines() if "WARNING" in line or "ERROR" in line]
-    assert result.returncode == 0, "\n".join(warnings) or result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, (
+        "\n".join(warnings) or result.stdout[-3000:] + result.stderr[-3000:]
+    )
     assert (tmp_path / "_build" / "html" / "index.html").exists()
