@@ -1,6 +1,7 @@
 """Benchmark: per-token generation time with the key/value cache, at short and long context.
 
-Book chapter 9, "Generation" (``book/09_generation.md``) quotes its numbers.
+Book chapter 9, "Generation" (``book/09_generation.md``);
+results in ``benchmarks/README.md``.
 
 Run:  python benchmarks/generation.py [--contexts 32 512] [--tokens 32] [--rounds 5]
 

@@ -1,7 +1,8 @@
 """Benchmark: one GPT training step (forward + cross-entropy + backward + AdamW), minroots vs
 PyTorch eager on the CPU, in the same process, interleaved, float32, dropout 0, 2 threads.
 
-Book chapter 7, "Training" (``book/07_training.md``) quotes its numbers.
+Book chapter 7, "Training" (``book/07_training.md``);
+results in ``benchmarks/README.md``.
 
 Run:  python benchmarks/train_step.py [--configs small large] [--steps 20] [--warmup 3]
 
