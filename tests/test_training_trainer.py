@@ -137,9 +137,20 @@ def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(tmp_path,
         Trainer(model, dataset, config=cfg, callbacks=[poison_after(3)]).train()
     assert "debug=True" in str(info.value) and str(tmp_path) in str(info.value)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000002"]
+    assert "last good checkpoint is kept: " in str(info.value)
+    assert str(info.value).endswith("step-00000002")
     fresh = tiny_model(dataset.vocab_size, seed=7)
     load_checkpoint(tmp_path, fresh)
     assert all(np.isfinite(p.data).all() for p in fresh.parameters())
+
+
+def test_nan_before_any_checkpoint_says_none_was_saved(tmp_path, dataset):
+    cfg = quiet(max_steps=10, save_interval=5, out_dir=str(tmp_path), eval_interval=0)
+    with pytest.raises(FloatingPointError, match="no checkpoint was saved") as info:
+        Trainer(tiny_model(dataset.vocab_size), dataset, config=cfg,
+                callbacks=[poison_after(1)]).train()  # fmt: skip
+    assert "last good checkpoint" not in str(info.value)
+    assert list_checkpoints(tmp_path) == []
 
 
 def test_debug_mode_names_the_first_bad_operation(dataset):

@@ -276,9 +276,13 @@ class Trainer:
     def _fail(self, message: str):
         self.optimizer.zero_grad()
         hint = "" if self.config.debug else " (train with debug=True to name the first operation)"
-        where = (
-            "" if self.out_dir is None else f"; the last good checkpoint is kept in {self.out_dir}"
-        )
+        last = latest_checkpoint(self.out_dir) if self.out_dir is not None else None
+        if last is not None:
+            where = f"; the last good checkpoint is kept: {last}"
+        elif self.out_dir is not None:
+            where = f"; no checkpoint was saved in {self.out_dir} before this step"
+        else:
+            where = ""
         raise FloatingPointError(f"{message}{hint}{where}")
 
     def train_step(self) -> tuple[float, float]:
