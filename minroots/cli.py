@@ -213,7 +213,12 @@ def _stream_sample(model, tokenizer, sample: SampleSettings, out=None) -> str:
     from minroots.generation import stream
 
     out = out or sys.stdout
-    prompt_ids = tokenizer.encode(sample.prompt)
+    try:
+        prompt_ids = tokenizer.encode(sample.prompt)
+    except ValueError as e:
+        known = getattr(tokenizer, "chars", None)
+        hint = f"; this checkpoint knows only the characters {''.join(known)!r}" if known else ""
+        raise ValueError(f"--prompt: {e}{hint}") from None
     if not prompt_ids:
         raise ValueError("the prompt encodes to no tokens; give a non-empty --prompt")
     ids, shown = [], ""

@@ -144,6 +144,9 @@ def test_bad_values_in_generate_and_eval(trained, tmp_path, capsys):
     odd.write_text("\u4e2d\u6587 characters the model never saw", encoding="utf-8")
     assert main(["eval", "perplexity", "--checkpoint", str(trained), "--input", str(odd)]) == 2
     assert "not in the vocabulary" in one_line_error(capsys)
+    assert main(["generate", "--checkpoint", str(trained), "--prompt", "\u20ac"]) == 2
+    message = one_line_error(capsys)
+    assert "--prompt" in message and "knows only the characters" in message
 
 
 def test_parse_override():
