@@ -284,7 +284,10 @@ def cmd_train(args) -> int:
         flush=True,
     )
     start = time.perf_counter()
-    history = trainer.train()
+    try:
+        history = trainer.train()
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(_interrupted_note(trainer, tcfg)) from None
     elapsed = time.perf_counter() - start
     last = history.last_val
     if last is None:  # eval_interval = 0: evaluate once now, so there is a number to report
@@ -299,6 +302,17 @@ def cmd_train(args) -> int:
         print("sample:")
         _stream_sample(model, dataset.tokenizer, run["sample"])
     return 0
+
+
+def _interrupted_note(trainer, tcfg) -> str:
+    """Where an interrupted run stopped and how to continue it."""
+    from minroots.training import latest_checkpoint
+
+    where = f"at step {trainer.step} of {trainer.total_steps}"
+    latest = latest_checkpoint(tcfg.out_dir) if tcfg.out_dir is not None else None
+    if latest is None:
+        return f"{where}; no checkpoint was saved yet (save_interval = {tcfg.save_interval})"
+    return f"{where}; to continue from {latest}, run the same command with --resume"
 
 
 # --- minroots generate ---------------------------------------------------------------------------
@@ -485,6 +499,6 @@ def main(argv=None) -> int:
     except (ValueError, TypeError, KeyError, OSError) as exc:
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"{PROG}: interrupted {exc}".rstrip(), file=sys.stderr)
         return 130

@@ -64,6 +64,31 @@ def test_overrides_config_file_and_resume(tmp_path, capsys):
     assert "done: 6 steps" in capsys.readouterr().out
 
 
+def test_ctrl_c_says_where_it_stopped_and_how_to_resume(tmp_path, capsys, monkeypatch):
+    from minroots.training import Trainer
+
+    real_step = Trainer.train_step
+
+    def interrupted_at_5(self):
+        if self.step == 4:
+            raise KeyboardInterrupt
+        return real_step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted_at_5)
+    args = [*TINY, "--out", "r", "save_interval=2", "sample.max_new_tokens=0"]
+    assert main(args) == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("minroots: interrupted at step 4 of 20;"), err
+    assert "step-00000004" in err and "--resume" in err
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    assert main([*args, "--resume"]) == 0
+    assert "done: 20 steps" in capsys.readouterr().out
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted_at_5)
+    assert main([*TINY, "--out", "s", "save_interval=10"]) == 130
+    assert "no checkpoint was saved yet" in capsys.readouterr().err
+
+
 def test_generate_streams_text(trained, capsys):
     code = main(["generate", "--checkpoint", str(trained), "--prompt", "KING", "--max-new-tokens",
                  "25", "--seed", "3", "--top-k", "5"])  # fmt: skip
