@@ -287,7 +287,7 @@ def cmd_train(args) -> int:
     try:
         history = trainer.train()
     except KeyboardInterrupt:
-        raise KeyboardInterrupt(_interrupted_note(trainer, tcfg)) from None
+        raise KeyboardInterrupt(_interrupted_note(trainer)) from None
     elapsed = time.perf_counter() - start
     last = history.last_val
     if last is None:  # eval_interval = 0: evaluate once now, so there is a number to report
@@ -304,14 +304,14 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _interrupted_note(trainer, tcfg) -> str:
+def _interrupted_note(trainer) -> str:
     """Where an interrupted run stopped and how to continue it."""
-    from minroots.training import latest_checkpoint
-
     where = f"at step {trainer.step} of {trainer.total_steps}"
-    latest = latest_checkpoint(tcfg.out_dir) if tcfg.out_dir is not None else None
+    latest = trainer.last_checkpoint()
     if latest is None:
-        return f"{where}; no checkpoint was saved yet (save_interval = {tcfg.save_interval})"
+        return (
+            f"{where}; no checkpoint was saved yet (save_interval = {trainer.config.save_interval})"
+        )
     return f"{where}; to continue from {latest}, run the same command with --resume"
 
 

@@ -273,10 +273,14 @@ class Trainer:
                 bad.append(names.get(id(p), f"parameter {i}"))
         return bad
 
+    def last_checkpoint(self) -> Path | None:
+        """The newest complete checkpoint folder in ``out_dir`` (``None`` if none or no out_dir)."""
+        return latest_checkpoint(self.out_dir) if self.out_dir is not None else None
+
     def _fail(self, message: str):
         self.optimizer.zero_grad()
         hint = "" if self.config.debug else " (train with debug=True to name the first operation)"
-        last = latest_checkpoint(self.out_dir) if self.out_dir is not None else None
+        last = self.last_checkpoint()
         if last is not None:
             where = f"; the last good checkpoint is kept: {last}"
         elif self.out_dir is not None:
