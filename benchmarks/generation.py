@@ -7,9 +7,10 @@ Run:  python benchmarks/generation.py [--contexts 32 512] [--tokens 32] [--round
 
 For each context length L a prompt of L tokens is prefilled, then ``--tokens`` new tokens are
 sampled one at a time; the per-token time is the median of the decoding steps (the prefill is
-excluded); the contexts are measured in interleaved rounds and each keeps its best round. With a cache each step costs one position's projections plus attention over L keys, so
-the time should barely grow with L (target: at 512 within 1.5x of 32). The uncached column
-recomputes the whole context every step, for contrast.
+excluded). The contexts are measured in interleaved rounds (the machine's speed drifts) and each
+keeps its best round. With a cache each step costs one position's projections plus attention over
+L keys, so the time should barely grow with L (target: at 512 within 1.5x of 32). The uncached
+column recomputes the whole context every step, for contrast.
 """
 
 from __future__ import annotations
@@ -55,8 +56,6 @@ def main(argv=None) -> None:
                                                n_head=4, n_embd=args.n_embd))  # fmt: skip
     print(f"model: {model.num_parameters():,} parameters, block_size {block}")
     print(f"{'context':>8} {'cached ms/token':>16} {'uncached ms/token':>18}")
-    # Interleaved rounds (the machine's speed drifts): each round measures every context once;
-    # a context's figure is its best round.
     for ctx in args.contexts:
         per_token_ms(model, ctx, 4, True)  # warm-up
     cached = {ctx: [] for ctx in args.contexts}
