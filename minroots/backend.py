@@ -5,8 +5,10 @@ Book chapter 1, "Arrays and the backend" (``book/01_backend.md``).
 Everything above this module asks it for the array module instead of importing NumPy or CuPy:
 
 >>> import minroots.backend as B
->>> xp = B.get_array_module(x)        # numpy for a NumPy array, cupy for a CuPy array
->>> B.use("cupy")                      # new tensors are created on the GPU from now on
+>>> B.get_array_module(np.zeros(3)).__name__   # numpy for a NumPy array, cupy for a CuPy one
+'numpy'
+>>> B.current()                                 # after B.use("cupy"), new tensors live on the GPU
+'numpy'
 
 This is the only module that imports CuPy. A default dtype (float32) is kept here too, and one
 seeded random generator per backend (:func:`manual_seed`), so runs are reproducible.

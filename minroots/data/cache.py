@@ -19,10 +19,14 @@ variable, ``$XDG_CACHE_HOME/minroots``, ``~/.cache/minroots`` — never inside t
 
 Example::
 
+    >>> import tempfile
+    >>> from minroots.tokenizers import CharTokenizer
     >>> tok = CharTokenizer.from_text("hello")
-    >>> cached_encode("hello", tok, cache_dir="/tmp/c")   # encodes, writes /tmp/c/ids-<key>.npy
+    >>> folder = tempfile.mkdtemp()
+    >>> cached_encode("hello", tok, cache_dir=folder)   # encodes, writes <folder>/ids-<key>.npy
     array([1, 0, 2, 2, 3], dtype=uint8)
-    >>> cached_encode("hello", tok, cache_dir="/tmp/c")   # loads the file; no encoding
+    >>> cached_encode("hello", tok, cache_dir=folder)   # loads the file; no encoding
+    array([1, 0, 2, 2, 3], dtype=uint8)
 """
 
 from __future__ import annotations

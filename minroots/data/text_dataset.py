@@ -107,9 +107,9 @@ class TextDataset:
 
     Example::
 
-        >>> ds = TextDataset("shakespeare", block_size=64)
+        >>> ds = TextDataset("shakespeare", block_size=64, use_cache=False)
         >>> x, y = ds.get_batch("train", 8, np.random.default_rng(0))
-        >>> x.shape, y.shape, (x[:, 1:] == y[:, :-1]).all()
+        >>> x.shape, y.shape, bool((x[:, 1:] == y[:, :-1]).all())   # y is x shifted by one
         ((8, 64), (8, 64), True)
     """
 

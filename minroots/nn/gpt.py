@@ -100,10 +100,11 @@ def _as_ids(idx, where: str):
 class TransformerModel(Module):
     """A decoder-only Transformer language model with GPT-2's architecture.
 
-    >>> model = TransformerModel(TransformerConfig(vocab_size=65, block_size=32))
-    >>> logits, loss = model(idx, targets)        # idx, targets: (B, T) int arrays
-    >>> logits.shape
-    (B, T, 65)
+    >>> model = TransformerModel(TransformerConfig(vocab_size=76, block_size=32, n_layer=2))
+    >>> idx = np.zeros((3, 8), dtype=np.int64)                 # (B, T) token ids
+    >>> logits, loss = model(idx, targets=idx)
+    >>> logits.shape                                            # (B, T, vocab_size)
+    (3, 8, 76)
     """
 
     def __init__(self, config: TransformerConfig | None = None, **overrides):

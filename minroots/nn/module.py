@@ -292,6 +292,7 @@ class Module:
 class ModuleList(Module):
     """A list of modules, registered under the names ``"0"``, ``"1"``, ...
 
+    >>> from minroots.nn import Linear
     >>> layers = ModuleList([Linear(4, 4) for _ in range(3)]); len(layers)
     3
     """

@@ -112,8 +112,13 @@ def _ids(x, where: str):
 class Seq2SeqTransformer(Module):
     """Encoder–decoder Transformer.
 
-    >>> model = Seq2SeqTransformer(Seq2SeqConfig(src_vocab_size=40))
+    >>> model = Seq2SeqTransformer(Seq2SeqConfig(src_vocab_size=40, tgt_vocab_size=30,
+    ...                                          share_embeddings=False))
+    >>> src = np.array([[5, 6, 7, 0]]); src_mask = np.array([[True, True, True, False]])
+    >>> tgt_in, tgt_out = np.array([[1, 8, 9]]), np.array([[8, 9, 2]])    # shifted by one
     >>> logits, loss = model(src, tgt_in, src_mask=src_mask, tgt_targets=tgt_out)
+    >>> logits.shape                                   # (B, T_target, tgt_vocab_size)
+    (1, 3, 30)
     """
 
     def __init__(self, config: Seq2SeqConfig | None = None, **overrides):

@@ -258,10 +258,16 @@ def get_schedule(name: str, **kwargs) -> Schedule:
 class LRScheduler:
     """Drives an optimizer's learning rate from a schedule, with torch's stepping protocol.
 
+    >>> from minroots.optim import SGD
+    >>> p = minroots.tensor(np.zeros(2), requires_grad=True)
+    >>> opt = SGD([p], lr=1.0)
     >>> sched = LRScheduler(opt, CosineSchedule(6e-4, total_steps=5000, warmup_steps=100))
-    >>> for batch in batches:
-    ...     loss.backward(); opt.step(); opt.zero_grad()
+    >>> for step in range(3):
+    ...     p.grad = np.ones(2)          # loss.backward() would set it
+    ...     opt.step(); opt.zero_grad()
     ...     sched.step()                 # after the optimizer, as in torch
+    >>> sched.get_last_lr()              # the warmup's 4th step: 6e-4 * 4 / 101
+    [2.376237623762376e-05]
 
     Creating it sets every group's ``lr`` to ``schedule(0)``; the k-th ``step()`` sets
     ``schedule(k)``. A group with an ``"lr_scale"`` entry gets ``schedule(k) * lr_scale`` (e.g.

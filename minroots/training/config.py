@@ -11,8 +11,14 @@ checkpoint and read back. The file format is TOML (Python's ``tomllib``)::
     batch_size = 16
     lr = 1e-3
 
->>> cfg = TrainerConfig.from_toml("run.toml")          # the [train] table (or the whole file)
->>> cfg.replace(max_steps=100).max_steps                # a validated copy
+>>> import os, tempfile
+>>> path = os.path.join(tempfile.mkdtemp(), "run.toml")
+>>> with open(path, "w") as f:
+...     _ = f.write("[train]\nmax_steps = 2000\nbatch_size = 16\nlr = 1e-3\n")
+>>> cfg = TrainerConfig.from_toml(path)              # the [train] table (or the whole file)
+>>> cfg.max_steps, cfg.lr
+(2000, 0.001)
+>>> cfg.replace(max_steps=100).max_steps             # a validated copy
 100
 
 Typos are the most common configuration bug, so reading is strict: an unknown key is an error
@@ -49,8 +55,15 @@ DEVICES = ("cpu", "cuda", "auto")
 def load_toml(path: str | os.PathLike) -> dict:
     """Read a TOML file into a dict; a missing file or a syntax error names the file.
 
-    >>> load_toml("run.toml")
-    {'train': {'max_steps': 2000, 'batch_size': 16, 'lr': 0.001}}
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.toml")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("[train]\\nmax_steps = 2000\\nlr = 1e-3\\n")
+    >>> load_toml(path)
+    {'train': {'max_steps': 2000, 'lr': 0.001}}
+    >>> load_toml(path + ".missing")
+    Traceback (most recent call last):
+    FileNotFoundError: config file '...run.toml.missing' does not exist
     """
     path = os.fspath(path)
     if not os.path.isfile(path):

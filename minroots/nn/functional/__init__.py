@@ -8,7 +8,9 @@ own, next to a short ``*_composed`` reference built from basic autograd ops (the
 against the other and both against PyTorch).
 
 >>> import minroots.nn.functional as F
->>> loss = F.cross_entropy(logits, targets, ignore_index=-100)
+>>> logits = minroots.tensor(np.zeros((2, 4)), requires_grad=True)    # 2 examples, 4 classes
+>>> F.cross_entropy(logits, np.array([1, -100]), ignore_index=-100)   # ln 4; the 2nd is ignored
+tensor(1.3863, dtype=float64, requires_grad=True)
 """
 
 from minroots.autograd.softmax import log_softmax, log_softmax_composed, softmax, softmax_composed
