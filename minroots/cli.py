@@ -1,4 +1,4 @@
-"""The ``minroots`` command line: train, generate, train a tokenizer, evaluate.
+"""The ``minroots`` command line: train, generate, train a tokenizer, evaluate, assignments.
 
 Book chapter 7, "Training" (``book/07_training.md``), for ``train``; chapter 9 for ``generate``;
 chapter 6 (``book/06_tokenizers.md``) for ``tokenizer train``; chapter 8
@@ -470,12 +470,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="windows per model call (%(default)s)")  # fmt: skip
     ppl.add_argument("--json", action="store_true", help="print the result as JSON")
     ppl.set_defaults(func=cmd_eval_perplexity)
-    try:
-        from minroots.metrics.cli import register
-    except ImportError:  # pragma: no cover - the metrics package is part of minroots
-        register = None
-    if register is not None:
-        register(ev_sub)
+    from minroots.assignments.cli import register as register_assignments
+    from minroots.metrics.cli import register as register_metrics
+
+    register_metrics(ev_sub)
+    register_assignments(sub)
     return parser
 
 
@@ -496,7 +495,7 @@ def main(argv=None) -> int:
     except FloatingPointError as exc:
         print(f"{PROG}: training failed: {_one_line(exc)}", file=sys.stderr)
         return 1
-    except (ValueError, TypeError, KeyError, OSError) as exc:
+    except (ValueError, TypeError, KeyError, OSError, RuntimeError) as exc:
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:

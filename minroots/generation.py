@@ -30,7 +30,15 @@ import numpy as np
 from minroots import backend as B
 from minroots.autograd import Tensor, no_grad
 
-__all__ = ["filter_logits", "sample_next", "stream", "generate", "beam_search"]
+__all__ = [
+    "top_k_filter",
+    "top_p_filter",
+    "filter_logits",
+    "sample_next",
+    "stream",
+    "generate",
+    "beam_search",
+]
 
 
 def _check_sampling(temperature, top_k, top_p) -> None:
@@ -42,28 +50,56 @@ def _check_sampling(temperature, top_k, top_p) -> None:
         raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
 
 
+def top_k_filter(z: np.ndarray, k: int) -> np.ndarray:
+    r"""Logits ``(B, V)`` with all but the ``k`` largest of each row set to :math:`-\infty` (in place).
+
+    Ties with the :math:`k`-th largest logit are kept, so a row may keep more than ``k`` tokens.
+
+    >>> top_k_filter(np.array([[1.0, 3.0, 2.0, 0.0]]), 2)
+    array([[-inf,   3.,   2., -inf]])
+    """
+    if k < z.shape[-1]:
+        kth = np.partition(z, -k, axis=-1)[:, -k][:, None]  # (B, 1), the k-th largest per row
+        z[z < kth] = -np.inf
+    return z
+
+
+def top_p_filter(z: np.ndarray, p: float) -> np.ndarray:
+    r"""Logits ``(B, V)`` keeping, per row, the smallest set of most likely tokens whose
+    probabilities add up to at least ``p``; every other logit becomes :math:`-\infty` (in place).
+
+    A token is kept when the tokens more likely than it hold less than ``p`` of the probability,
+    so the most likely token is always kept.
+
+    >>> np.exp(top_p_filter(np.log([[0.5, 0.3, 0.15, 0.05]]), 0.7))
+    array([[0.5, 0.3, 0. , 0. ]])
+    """
+    if p >= 1.0:
+        return z
+    order = np.argsort(-z, axis=-1, kind="stable")  # most likely first
+    zs = np.take_along_axis(z, order, axis=-1)
+    probs = np.exp(zs - zs[:, :1])
+    probs /= probs.sum(axis=-1, keepdims=True)
+    before = np.cumsum(probs, axis=-1) - probs  # mass of the more likely tokens
+    drop = np.zeros(z.shape, dtype=bool)
+    np.put_along_axis(drop, order, before >= p, axis=-1)
+    z[drop] = -np.inf
+    return z
+
+
 def filter_logits(logits: np.ndarray, top_k: int | None = None, top_p: float | None = None):
     """Logits (float64, ``(B, V)``) with every token outside the top-k / top-p set at ``-inf``.
 
     >>> filter_logits(np.log([[0.5, 0.3, 0.15, 0.05]]), top_p=0.7)
-    array([[-0.693, -1.204,   -inf,   -inf]])
+    array([[-0.69314718, -1.2039728 ,        -inf,        -inf]])
     """
     z = np.array(logits, dtype=np.float64, copy=True)
     if z.ndim == 1:
         z = z[None]
-    if top_k is not None and top_k < z.shape[-1]:
-        kth = np.partition(z, -top_k, axis=-1)[:, -top_k][:, None]  # k-th largest per row
-        z[z < kth] = -np.inf
-    if top_p is not None and top_p < 1.0:
-        order = np.argsort(-z, axis=-1, kind="stable")
-        zs = np.take_along_axis(z, order, axis=-1)
-        p = np.exp(zs - zs[:, :1])
-        p /= p.sum(axis=-1, keepdims=True)
-        before = np.cumsum(p, axis=-1) - p  # mass of the more likely tokens
-        drop_sorted = before >= top_p  # the first token is always kept (before = 0)
-        drop = np.zeros_like(drop_sorted)
-        np.put_along_axis(drop, order, drop_sorted, axis=-1)
-        z[drop] = -np.inf
+    if top_k is not None:
+        top_k_filter(z, top_k)
+    if top_p is not None:
+        top_p_filter(z, top_p)
     return z
 
 
@@ -164,7 +200,11 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k=No
              eos_id=None, seed=None, use_cache: bool = True) -> np.ndarray:  # fmt: skip
     """The prompt followed by the generated ids: ``(B, T + n)`` (or ``(T + n,)`` for a 1-D prompt).
 
-    >>> out = model.generate(np.array([[0]]), max_new_tokens=20, temperature=0.8, top_k=10, seed=1)
+    >>> from minroots import TransformerModel
+    >>> model = TransformerModel(vocab_size=10, block_size=16, n_layer=1, n_embd=16)
+    >>> out = generate(model, np.array([[0, 1]]), max_new_tokens=20, temperature=0.8, top_k=5, seed=1)
+    >>> out.shape, out[0, :2].tolist()                 # the prompt, then 20 new ids
+    ((1, 22), [0, 1])
     """
     ids, single = _prompt(idx)
     steps = list(

@@ -1,10 +1,10 @@
-"""Shared test set-up: seeded randomness and hypothesis profiles (CI is derandomized)."""
+"""Shared test set-up: seeded randomness and hypothesis profiles (CI and grading are derandomized)."""
 
 import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 settings.register_profile(
     "ci",
@@ -21,6 +21,14 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile("thorough", deadline=None, max_examples=500)
+# The assignment grader's profile: as "ci", but a failure is not shrunk (a score needs no
+# minimal example, and shrinking a stub's failures would cost seconds per test).
+settings.register_profile(
+    "grade",
+    parent=settings.get_profile("ci"),
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    print_blob=False,
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 

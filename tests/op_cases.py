@@ -20,7 +20,10 @@ TASK_OF_CASE = {
     "mul": "task2_1", "div": "task2_1", "rdiv_scalar": "task2_1", "exp": "task2_1", "log": "task2_1",
     "add": "task2_2", "sum": "task2_2", "mean": "task2_2",
     "composite_mlp": "task2_3",
+    "matmul": "task2_4",
+    "tanh": "task2_5", "sigmoid": "task2_5", "relu": "task2_5",
     "softmax": "task3_1", "log_softmax": "task3_1",
+    "logsumexp": "task4_2",
 }  # fmt: skip
 
 

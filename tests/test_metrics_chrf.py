@@ -31,6 +31,7 @@ def corpora(draw):
     return hyps, refs
 
 
+@pytest.mark.task8_4
 def test_worked_example_by_hand():
     # "ab" vs "abc", orders 1-2: P = (1 + 1)/2, R = (2/3 + 1/2)/2 = 7/12, beta 2
     p, r = 1.0, 7 / 12
@@ -39,6 +40,7 @@ def test_worked_example_by_hand():
     assert round(expected, 2) == 63.64
 
 
+@pytest.mark.task8_4
 def test_char_and_word_ngrams_examples():
     counts = char_ngrams("ab a", 3)
     assert counts[0] == {"a": 2, "b": 1}
@@ -48,6 +50,7 @@ def test_char_and_word_ngrams_examples():
     assert chrf_words("Hello, (world) x.") == ["Hello", ",", "(world", ")", "x", "."]
 
 
+@pytest.mark.task8_4
 def test_chrf_plus_plus_by_hand():
     # char 1-grams a,b,c vs a,b,d: P = R = 2/3; word 1-grams ab,c vs ab,d: P = R = 1/2
     # mean P = mean R = 7/12, and F_beta of equal P and R is that same value
@@ -56,12 +59,14 @@ def test_chrf_plus_plus_by_hand():
     assert score.format().startswith("chrF2+ = 58.33")
 
 
+@pytest.mark.task8_4
 def test_multiple_references_take_the_best():
     one = sentence_chrf("the cat sat", ["a dog ran"]).score
     both = sentence_chrf("the cat sat", ["a dog ran", "the cat sat"]).score
     assert both == pytest.approx(100.0) and one < 50
 
 
+@pytest.mark.task8_4
 @given(corpus=corpora(), word_order=st.sampled_from([0, 2]))
 def test_identical_text_scores_100_and_scores_lie_in_range(corpus, word_order):
     hyps, refs = corpus

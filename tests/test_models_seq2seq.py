@@ -87,6 +87,7 @@ def _log_prob(model, src, seq):
     return float(sum(logp[i, t] for i, t in enumerate(seq)))
 
 
+@pytest.mark.task9_5
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
 def test_wide_beam_search_equals_exhaustive_search(rng, alpha):
     """With a beam wider than the number of hypotheses, beam search is exact."""
@@ -108,6 +109,7 @@ def test_wide_beam_search_equals_exhaustive_search(rng, alpha):
     assert out.tolist() == expected
 
 
+@pytest.mark.task9_4
 def test_greedy_uses_cache_correctly(rng):
     model = tiny().to(dtype=np.float64)
     src = rng.integers(0, 4, (2, 5))
@@ -123,6 +125,7 @@ def test_greedy_uses_cache_correctly(rng):
         assert out.tolist() == seq[1:]
 
 
+@pytest.mark.task9_5
 def test_learns_to_copy_and_beam_search_decodes_it(rng):
     from minroots.optim import AdamW
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import minroots
 import minroots.nn.functional as F
@@ -46,6 +48,7 @@ def test_linear_worked_example():
     np.testing.assert_allclose(y.data, [[1.0, 4.0]])
 
 
+@pytest.mark.task3_5
 def test_embedding_worked_example():
     w = _t([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]])
     y = F.embedding(np.array([2, 0, 2]), w)
@@ -54,11 +57,13 @@ def test_embedding_worked_example():
     np.testing.assert_allclose(w.grad, [[1, 1], [0, 0], [2, 2]])
 
 
+@pytest.mark.task3_3
 def test_layer_norm_worked_example():
     y = F.layer_norm(_t([[1.0, 2.0, 3.0]]), eps=0.0)
     np.testing.assert_allclose(y.data, [[-np.sqrt(1.5), 0.0, np.sqrt(1.5)]], rtol=1e-12)
 
 
+@pytest.mark.task4_1
 def test_cross_entropy_worked_example():
     z = _t([[0.0, 0.0]])
     loss = F.cross_entropy(z, np.array([0]))
@@ -67,11 +72,13 @@ def test_cross_entropy_worked_example():
     np.testing.assert_allclose(z.grad, [[-0.5, 0.5]], rtol=1e-12)
 
 
+@pytest.mark.task3_6
 def test_gelu_worked_example():
     y = F.gelu(_t([0.0, 1.0, -1.0]))
     np.testing.assert_allclose(y.data, [0.0, 0.8411919906, -0.1588080094], rtol=1e-9)
 
 
+@pytest.mark.task3_2
 def test_attention_worked_example():
     q = _t([[[1.0, 0.0]]])
     k = _t([[[0.0, 1.0], [0.0, -1.0]]])  # both keys orthogonal to the query: equal weights
@@ -79,6 +86,7 @@ def test_attention_worked_example():
     np.testing.assert_allclose(F.scaled_dot_product_attention(q, k, v).data, [[[1.0, 2.0]]])
 
 
+@pytest.mark.task3_4
 def test_causal_mask_is_cached_and_bottom_right_aligned():
     m = F.causal_mask(2, 3, np.float32, np)
     assert m is F.causal_mask(2, 3, np.float32, np)
@@ -91,15 +99,18 @@ def test_linear_fused_matches_composed(rng):
     _compare(F.linear, F.linear_composed, arrays, rng)
 
 
+@pytest.mark.task3_3
 def test_layer_norm_fused_matches_composed(rng):
     arrays = [rng.standard_normal((2, 3, 6)), rng.standard_normal(6), rng.standard_normal(6)]
     _compare(F.layer_norm, F.layer_norm_composed, arrays, rng)
 
 
+@pytest.mark.task3_6
 def test_gelu_fused_matches_composed(rng):
     _compare(F.gelu, F.gelu_composed, [rng.standard_normal((3, 7)) * 3], rng)
 
 
+@pytest.mark.task4_1
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_cross_entropy_fused_matches_composed(rng, smoothing, reduction):
@@ -114,6 +125,7 @@ def test_cross_entropy_fused_matches_composed(rng, smoothing, reduction):
     _compare(fused, composed, [rng.standard_normal((2, 3, 4)) * 2], rng)
 
 
+@pytest.mark.task3_2
 @pytest.mark.parametrize("masking", ["none", "causal", "bool"])
 def test_attention_fused_matches_composed(rng, masking):
     mask = rng.random((2, 1, 4, 5)) > 0.3 if masking == "bool" else None
@@ -131,6 +143,7 @@ def test_attention_fused_matches_composed(rng, masking):
     _compare(fused, composed, [rng.standard_normal(s) for s in shapes], rng)
 
 
+@pytest.mark.task3_2
 @pytest.mark.parametrize("causal", [False, True])
 def test_single_query_without_graph_reads_strided_cache_views(rng, causal):
     """Decoding one query under no_grad reads the cache views in place: same output as the graph
@@ -147,6 +160,7 @@ def test_single_query_without_graph_reads_strided_cache_views(rng, causal):
     np.testing.assert_allclose(fast, ref, rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.task3_2
 def test_packed_self_attention_matches_unpacked(rng):
     b, t, h, d = 2, 5, 3, 4
     c = h * d
@@ -163,6 +177,20 @@ def test_packed_self_attention_matches_unpacked(rng):
     _compare(lambda x: F.packed_self_attention(x, h), unpacked, [a], rng)
 
 
+@pytest.mark.task3_5
+@given(st.integers(1, 6), st.lists(st.integers(0, 5), max_size=30), st.integers(0, 2**31 - 1))
+def test_embedding_backward_adds_every_occurrence(n_rows, ids, seed):
+    """The scatter-add equals NumPy's add.at, with repeated ids, unused rows and no ids at all."""
+    ids = np.array([i % n_rows for i in ids], dtype=np.int64)
+    g = np.random.default_rng(seed).standard_normal((len(ids), 3))
+    w = _t(np.zeros((n_rows, 3)))
+    F.embedding(ids, w).backward(g)
+    expected = np.zeros((n_rows, 3))
+    np.add.at(expected, ids, g)
+    np.testing.assert_allclose(w.grad, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.task3_5
 def test_embedding_fused_matches_composed(rng):
     idx = rng.integers(0, 5, (3, 7))
     w1, w2 = _t(rng.standard_normal((5, 4))), None
@@ -176,13 +204,16 @@ def test_embedding_fused_matches_composed(rng):
 @pytest.mark.parametrize(
     "fn, shapes",
     [
-        (lambda x, w, b: F.linear(x, w, b), [(2, 3, 4), (5, 4), (5,)]),
-        (lambda x, w, b: F.layer_norm(x, w, b), [(2, 3, 4), (4,), (4,)]),
-        (lambda x: F.gelu(x), [(3, 4)]),
-        (lambda x: F.gelu(x, approximate="none"), [(3, 4)]),
-        (lambda x: F.cross_entropy(x, np.array([1, -100, 0]), label_smoothing=0.1), [(3, 4)]),
-        (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
-         [(2, 3, 4), (2, 5, 4), (2, 5, 3)]),
+        pytest.param(lambda x, w, b: F.linear(x, w, b), [(2, 3, 4), (5, 4), (5,)], id="linear"),
+        pytest.param(lambda x, w, b: F.layer_norm(x, w, b), [(2, 3, 4), (4,), (4,)],
+                     id="layer_norm", marks=pytest.mark.task3_3),
+        pytest.param(lambda x: F.gelu(x), [(3, 4)], id="gelu_tanh", marks=pytest.mark.task3_6),
+        pytest.param(lambda x: F.gelu(x, approximate="none"), [(3, 4)], id="gelu_exact",
+                     marks=pytest.mark.task3_6),
+        pytest.param(lambda x: F.cross_entropy(x, np.array([1, -100, 0]), label_smoothing=0.1),
+                     [(3, 4)], id="cross_entropy", marks=pytest.mark.task4_1),
+        pytest.param(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+                     [(2, 3, 4), (2, 5, 4), (2, 5, 3)], id="attention", marks=pytest.mark.task3_2),
     ],
 )  # fmt: skip
 def test_gradcheck_fused_kernels(rng, fn, shapes):
@@ -262,6 +293,7 @@ def test_torch_linear(rng):
     _check_parity(F.linear(*o), torch.nn.functional.linear(*t), o, t, rng)
 
 
+@pytest.mark.task3_5
 @pytest.mark.parity
 def test_torch_embedding(rng):
     idx = rng.integers(0, 6, (3, 4))
@@ -271,6 +303,7 @@ def test_torch_embedding(rng):
     )
 
 
+@pytest.mark.task3_1
 @pytest.mark.parity
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])
 def test_torch_softmax(rng, name):
@@ -279,6 +312,7 @@ def test_torch_softmax(rng, name):
     _check_parity(ours, getattr(torch.nn.functional, name)(t[0], dim=-1), o, t, rng)
 
 
+@pytest.mark.task3_6
 @pytest.mark.parity
 @pytest.mark.parametrize("approximate", ["tanh", "none"])
 def test_torch_gelu(rng, approximate):
@@ -292,6 +326,7 @@ def test_torch_gelu(rng, approximate):
     )
 
 
+@pytest.mark.task3_3
 @pytest.mark.parity
 def test_torch_layer_norm(rng):
     torch, o, t = _torch_pair([rng.standard_normal(s) for s in [(2, 3, 8), (8,), (8,)]])
@@ -299,6 +334,7 @@ def test_torch_layer_norm(rng):
     _check_parity(F.layer_norm(*o, eps=1e-5), theirs, o, t, rng)
 
 
+@pytest.mark.task4_1
 @pytest.mark.parity
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -316,6 +352,7 @@ def test_torch_cross_entropy(rng, smoothing, reduction):
     _check_parity(ours, theirs, o, t, rng)
 
 
+@pytest.mark.task3_2
 @pytest.mark.parity
 @pytest.mark.parametrize("masking", ["none", "causal", "bool", "float"])
 def test_torch_scaled_dot_product_attention(rng, masking):
@@ -341,6 +378,7 @@ def test_tensor_inputs_accepted_for_ids():
     np.testing.assert_array_equal(y.data, np.eye(3)[[1, 2]])
 
 
+@pytest.mark.task3_2
 @pytest.mark.parametrize("packed", [False, True])
 def test_attention_dropout_gradient(rng, packed):
     """With the generator re-seeded, every call draws the same dropout mask: gradcheck applies."""
@@ -362,6 +400,7 @@ def test_attention_dropout_gradient(rng, packed):
     assert not np.allclose(y0, y1)  # dropout did something
 
 
+@pytest.mark.task3_2
 def test_fully_masked_rows_give_zeros_not_nan():
     q = _t(np.ones((1, 2, 2)))
     mask = np.array([[True, True], [False, False]])

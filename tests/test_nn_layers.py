@@ -65,6 +65,27 @@ def test_sinusoidal_worked_example():
         pe(5, offset=4)
 
 
+@pytest.mark.task9_4
+def test_kv_cache_appends_grows_and_returns_everything_so_far(rng):
+    cache = KVCache(capacity=2)
+    assert cache.get() is None
+    k1, v1 = rng.standard_normal((1, 2, 3, 4)), rng.standard_normal((1, 2, 3, 4))
+    k, v = cache.append(k1, v1)  # more than the capacity: the buffer grows
+    np.testing.assert_array_equal(k, k1)
+    np.testing.assert_array_equal(v, v1)
+    k2, v2 = rng.standard_normal((1, 2, 1, 4)), rng.standard_normal((1, 2, 1, 4))
+    k, v = cache.append(k2, v2)
+    np.testing.assert_array_equal(k, np.concatenate([k1, k2], axis=2))  # (B, H, 4, d)
+    np.testing.assert_array_equal(v, np.concatenate([v1, v2], axis=2))
+    assert cache.length == 4 and cache.k.shape[2] >= 4
+    got_k, got_v = cache.get()
+    np.testing.assert_array_equal(got_k, k)
+    np.testing.assert_array_equal(got_v, v)
+    cache.reset()
+    assert cache.get() is None and cache.length == 0
+
+
+@pytest.mark.task9_4
 def test_kv_cache_matches_full_causal_attention(rng):
     mha = MultiHeadAttention(16, 4).to(dtype=np.float64)
     x = _x(rng, 2, 7, 16, grad=False)

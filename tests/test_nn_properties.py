@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -17,6 +18,7 @@ def _t(a, grad=False):
     return minroots.tensor(np.asarray(a), requires_grad=grad)
 
 
+@pytest.mark.task3_1
 @given(arrays(shapes(min_dims=1, max_dims=3, max_side=6), low=-50, high=50))
 def test_softmax_rows_sum_to_one(a):
     y = F.softmax(_t(a), axis=-1).data
@@ -24,6 +26,7 @@ def test_softmax_rows_sum_to_one(a):
     np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-12)
 
 
+@pytest.mark.task3_4
 @given(arrays((2, 6, 8)), st.integers(0, 5), st.integers(0, 2**31 - 1))
 @settings(max_examples=20)
 def test_causal_attention_ignores_the_future(x, t, seed):
@@ -37,6 +40,7 @@ def test_causal_attention_ignores_the_future(x, t, seed):
     np.testing.assert_allclose(y1[:, : t + 1], y2[:, : t + 1], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.task3_2
 @given(arrays((1, 5, 8)), st.permutations(range(5)))
 @settings(max_examples=20)
 def test_self_attention_without_mask_is_permutation_equivariant(x, perm):
@@ -47,6 +51,7 @@ def test_self_attention_without_mask_is_permutation_equivariant(x, perm):
     np.testing.assert_allclose(y_perm, y[:, perm], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.task3_3
 @given(hnp.arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(2, 16)),
                   elements=st.floats(-100, 100, width=64)))  # fmt: skip
 def test_layer_norm_rows_have_mean_zero_variance_one(a):
@@ -56,6 +61,7 @@ def test_layer_norm_rows_have_mean_zero_variance_one(a):
     np.testing.assert_allclose(y.var(axis=-1), 1.0, rtol=1e-9)
 
 
+@pytest.mark.task4_1
 @given(arrays(st.tuples(st.integers(1, 6), st.integers(2, 7)), low=-30, high=30), st.data())
 def test_cross_entropy_is_minus_log_softmax_at_target(z, data):
     n, c = z.shape
@@ -65,6 +71,7 @@ def test_cross_entropy_is_minus_log_softmax_at_target(z, data):
     np.testing.assert_allclose(loss, -logp[np.arange(n), target], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.task4_1
 @given(hnp.arrays(np.float32, st.tuples(st.integers(1, 6), st.integers(2, 7)),
                   elements=st.floats(-1e4, 1e4, width=32)), st.data())  # fmt: skip
 def test_cross_entropy_is_finite_for_huge_float32_logits(z, data):
@@ -76,6 +83,7 @@ def test_cross_entropy_is_finite_for_huge_float32_logits(z, data):
     assert loss.dtype == np.float32 and np.isfinite(loss.data) and np.isfinite(zt.grad).all()
 
 
+@pytest.mark.task4_1
 @given(arrays(st.tuples(st.integers(2, 6), st.integers(2, 5))), st.data())
 def test_ignored_positions_get_zero_gradient(z, data):
     n, c = z.shape

@@ -41,6 +41,7 @@ def quadratic_run(make_opt, steps, x0, dtype=np.float64):
 # ----------------------------------------------------------------------------- hand examples
 
 
+@pytest.mark.task5_4
 def test_sgd_one_step_by_hand():
     p = param([1.0, 2.0])
     p.grad = np.array([0.5, -1.0])
@@ -48,6 +49,7 @@ def test_sgd_one_step_by_hand():
     np.testing.assert_allclose(p.data, [0.95, 2.1], rtol=0, atol=1e-15)
 
 
+@pytest.mark.task5_4
 def test_sgd_momentum_by_hand():
     # docstring example: constant gradient 1, lr 0.1, momentum 0.9 -> -0.1, then -0.29 in total
     p = param([0.0])
@@ -61,6 +63,7 @@ def test_sgd_momentum_by_hand():
     np.testing.assert_allclose(opt.state[0]["momentum_buffer"], [1.9], atol=1e-15)
 
 
+@pytest.mark.task5_4
 def test_sgd_nesterov_and_weight_decay_by_hand():
     # g = grad + wd * theta = 1 + 0.5 * 2 = 2; b_1 = 2; u = g + mu * b = 2 + 0.5 * 2 = 3
     p = param([2.0])
@@ -69,6 +72,7 @@ def test_sgd_nesterov_and_weight_decay_by_hand():
     np.testing.assert_allclose(p.data, [2.0 - 0.1 * 3.0], atol=1e-15)
 
 
+@pytest.mark.task5_1
 @given(vectors, vectors)
 def test_adam_first_step_moves_every_coordinate_by_lr(x, g):
     # t = 1: m_hat = g, v_hat = g^2, so the step is lr * g / (|g| + eps)
@@ -80,6 +84,7 @@ def test_adam_first_step_moves_every_coordinate_by_lr(x, g):
     np.testing.assert_allclose(p.data, expected, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.task5_1
 def test_adam_two_steps_by_hand():
     b1, b2, lr = 0.9, 0.999, 0.1
     p = param([1.0])
@@ -95,6 +100,7 @@ def test_adam_two_steps_by_hand():
     assert opt.state[0]["step"] == 2
 
 
+@pytest.mark.task5_1
 def test_adamw_zero_gradient_decays_geometrically():
     # docstring example: lr 0.1, weight decay 0.5, g = 0 -> each step multiplies theta by 0.95
     p = param([2.0, -4.0])
@@ -105,12 +111,14 @@ def test_adamw_zero_gradient_decays_geometrically():
     np.testing.assert_allclose(p.data, np.array([2.0, -4.0]) * 0.95**3, rtol=1e-14)
 
 
+@pytest.mark.task5_1
 def test_adam_coupled_weight_decay_differs_from_adamw():
     a, _ = quadratic_run(lambda ps: Adam(ps, lr=0.1, weight_decay=0.5), 5, [1.0])
     w, _ = quadratic_run(lambda ps: AdamW(ps, lr=0.1, weight_decay=0.5), 5, [1.0])
     assert abs(a.data[0] - w.data[0]) > 1e-3
 
 
+@pytest.mark.task5_1
 def test_amsgrad_uses_running_max_of_v():
     p = param([0.0])
     opt = Adam([p], lr=0.1, amsgrad=True)
@@ -363,6 +371,7 @@ def test_load_state_dict_rejects_mismatches():
 # ----------------------------------------------------------------------------- clipping
 
 
+@pytest.mark.task5_3
 def test_clip_grad_norm_by_hand():
     a, b = param([0.0]), param([0.0])
     a.grad, b.grad = np.array([3.0]), np.array([4.0])
@@ -371,6 +380,7 @@ def test_clip_grad_norm_by_hand():
     np.testing.assert_allclose([a.grad[0], b.grad[0]], [0.6, 0.8], rtol=1e-6)
 
 
+@pytest.mark.task5_3
 @given(vectors, vectors, st.floats(0.01, 100), st.sampled_from([1.0, 2.0, 3.0, float("inf")]))
 def test_clip_grad_norm_properties(g1, g2, max_norm, norm_type):
     a, b, c = param(np.zeros_like(g1)), param(np.zeros_like(g2)), param([0.0])
@@ -385,6 +395,7 @@ def test_clip_grad_norm_properties(g1, g2, max_norm, norm_type):
     assert c.grad is None
 
 
+@pytest.mark.task5_3
 def test_clip_grad_norm_edge_cases():
     p = param([1.0])
     assert clip_grad_norm_(p, 1.0) == 0.0  # a single Tensor, no gradient

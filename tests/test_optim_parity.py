@@ -196,6 +196,7 @@ def test_state_dict_loaded_from_torch_continues_identically():
 # ----------------------------------------------------------------------------- clipping
 
 
+@pytest.mark.task5_3
 @pytest.mark.parametrize("norm_type", [1.0, 2.0, 3.5, float("inf")])
 @pytest.mark.parametrize("max_norm", [0.1, 1.0, 1e3])
 def test_clip_grad_norm_matches_torch(norm_type, max_norm):
@@ -213,6 +214,7 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm):
         np.testing.assert_allclose(p.grad, q.grad.numpy(), rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.task5_3
 def test_clip_grad_norm_float32_matches_torch():
     rng = np.random.default_rng(8)
     g = rng.standard_normal((64, 64)).astype(np.float32) * 10

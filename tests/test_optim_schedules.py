@@ -34,6 +34,7 @@ def make_opt(n_groups=1, lr=1.0):
 # ----------------------------------------------------------------------------- hand examples
 
 
+@pytest.mark.task5_2
 def test_constant_with_warmup_by_hand():
     assert values(ConstantSchedule(0.1, warmup_steps=4), 6) == pytest.approx(
         [0.02, 0.04, 0.06, 0.08, 0.1, 0.1], rel=1e-15
@@ -41,6 +42,7 @@ def test_constant_with_warmup_by_hand():
     assert values(ConstantSchedule(0.1), 3) == [0.1, 0.1, 0.1]
 
 
+@pytest.mark.task5_2
 def test_cosine_by_hand():
     c = math.cos(math.pi / 4)
     expected = [1.0, (1 + c) / 2, 0.5, (1 - c) / 2, 0.0, 0.0, 0.0]
@@ -53,6 +55,7 @@ def test_cosine_by_hand():
     )
 
 
+@pytest.mark.task5_2
 def test_linear_by_hand():
     assert values(LinearSchedule(1.0, total_steps=4), 6) == pytest.approx(
         [1.0, 0.75, 0.5, 0.25, 0.0, 0.0], abs=1e-15
@@ -77,6 +80,7 @@ def test_inverse_sqrt_by_hand_and_paper_formula():
 # ----------------------------------------------------------------------------- invariants
 
 
+@pytest.mark.task5_2
 @given(
     st.sampled_from(["cosine", "linear"]),
     st.floats(1e-5, 10),

@@ -46,6 +46,25 @@ def test_count_pairs_and_merge_pair_by_hand():
     assert merge_pair([5, 5, 5], (5, 5), 6) == [6, 5]
 
 
+@pytest.mark.task6_1
+def test_count_pairs_adds_weights_into_existing_counts():
+    counts = count_pairs([1, 2, 1, 2], weight=3)
+    assert counts == {(1, 2): 6, (2, 1): 3}
+    assert count_pairs([2, 1, 7], counts) is counts  # adds into the dict it was given
+    assert counts == {(1, 2): 6, (2, 1): 4, (1, 7): 1}
+    assert count_pairs([5]) == {} and count_pairs([]) == {}
+
+
+@pytest.mark.task6_1
+@given(st.lists(st.integers(0, 3), max_size=40), st.integers(0, 3), st.integers(0, 3))
+def test_merge_pair_undoes_by_expanding_and_never_overlaps(ids, a, b):
+    out = merge_pair(ids, (a, b), 99)
+    expanded = [t for x in out for t in ((a, b) if x == 99 else (x,))]
+    assert expanded == ids  # merging loses nothing
+    assert len(out) == len(ids) - out.count(99)
+    assert (a, b) not in count_pairs(out) or a == b  # every occurrence was merged (aaa -> Za)
+
+
 @pytest.mark.task6_2
 def test_training_hand_checkable_example():
     tok = BPETokenizer(pattern="basic")
@@ -78,6 +97,7 @@ def test_untrained_tokenizer_is_plain_utf8_bytes():
 
 
 # --- round trips --------------------------------------------------------------------------------
+@pytest.mark.task6_3
 @given(unicode_text)
 def test_round_trip_trained(trained, text):
     ids = trained.encode(text, disallowed_special=())
@@ -88,6 +108,7 @@ def test_round_trip_trained(trained, text):
     assert all(0 <= i < trained.vocab_size for i in ids)
 
 
+@pytest.mark.task6_3
 @pytest.mark.parametrize("pattern", ["gpt2", "gpt4", "gpt4o", "basic", r"\p{L}+|\p{N}"])
 @settings(max_examples=15)
 @given(text=unicode_text)
@@ -116,6 +137,7 @@ def test_decode_any_ids_replaces_invalid_utf8(trained, ids):
     assert trained.decode(ids) == raw.decode("utf-8", errors="replace")
 
 
+@pytest.mark.task6_3
 @settings(max_examples=30)
 @given(st.text(alphabet="hel wordHLW!\n", max_size=400))
 def test_both_merge_loops_match_the_textbook_loop(text):

@@ -20,6 +20,7 @@ from minroots.training import (
     list_checkpoints,
     load_checkpoint,
 )
+from minroots.training.accumulation import accumulate_gradients
 
 TEXT = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
@@ -90,6 +91,7 @@ def test_progress_bar_shows_loss_and_tokens_per_second(capsys, dataset):
     assert "loss=" in err and "tok_s=" in err
 
 
+@pytest.mark.task7_1
 @pytest.mark.parametrize(("batch", "accum"), [(2, 4), (4, 2), (1, 8)])
 def test_gradient_accumulation_equals_one_large_batch(dataset, batch, accum):
     """m micro-batches of b == one batch of m*b: same data, same update (to 1e-6)."""
@@ -106,6 +108,55 @@ def test_gradient_accumulation_equals_one_large_batch(dataset, batch, accum):
     np.testing.assert_allclose(loss_acc, loss_big, rtol=0, atol=1e-6)
     for name in w_big:
         np.testing.assert_allclose(w_acc[name], w_big[name], rtol=0, atol=1e-6, err_msg=name)
+
+
+class MeanSquare(Module):
+    """loss(x, y) = mean over rows of (w . x_row - y_row)^2: small enough to check by hand."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = Parameter(np.array(w, dtype=np.float64))
+
+    def forward(self, x, y):
+        err = minroots.tensor(x) @ self.w - minroots.tensor(y)
+        return None, (err * err).mean()
+
+
+@pytest.mark.task7_1
+def test_accumulated_gradient_by_hand():
+    # rows x = [1], [3]; y = 0; w = 1: losses 1 and 9, mean 5; d/dw = mean(2 x (w x)) = (2 + 18) / 2
+    x, y = np.array([[1.0], [3.0]]), np.zeros(2)
+    for m in (1, 2):
+        model = MeanSquare([1.0])
+        assert accumulate_gradients(model, x, y, m) == pytest.approx(5.0, rel=1e-15)
+        np.testing.assert_allclose(model.w.grad, [10.0], rtol=1e-15)
+
+
+@pytest.mark.task7_1
+@pytest.mark.parametrize("m", [1, 2, 3, 6])
+def test_accumulated_gradient_equals_the_full_batch_gradient(m):
+    rng = np.random.default_rng(m)
+    x, y, w = rng.standard_normal((6, 4)), rng.standard_normal(6), rng.standard_normal(4)
+    full = MeanSquare(w)
+    _, loss = full(x, y)
+    loss.backward()
+    acc = MeanSquare(w)
+    acc.w.grad = np.ones(4)  # gradients are *added* to what .grad holds
+    value = accumulate_gradients(acc, x, y, m)
+    assert value == pytest.approx(float(loss.data), rel=1e-12)
+    np.testing.assert_allclose(acc.w.grad, full.w.grad + 1.0, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.task7_1
+def test_accumulation_stops_before_backward_on_a_bad_loss_and_checks_its_arguments():
+    model = MeanSquare([np.nan])
+    with pytest.raises(FloatingPointError, match="micro-batch 1 of 2"):
+        accumulate_gradients(model, np.ones((2, 1)), np.zeros(2), 2)
+    assert model.w.grad is None  # nothing was accumulated
+    with pytest.raises(ValueError, match="divisible by micro_batches=4"):
+        accumulate_gradients(MeanSquare([1.0]), np.ones((6, 1)), np.zeros(6), 4)
+    with pytest.raises(ValueError, match="micro_batches must be an integer >= 1"):
+        accumulate_gradients(MeanSquare([1.0]), np.ones((6, 1)), np.zeros(6), 0)
 
 
 def test_gradient_accumulation_sees_the_same_batches(dataset):
@@ -130,6 +181,7 @@ def poison_after(step):
     return LambdaCallback(on_step_end=on_step_end)
 
 
+@pytest.mark.task7_1
 def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(tmp_path, dataset):
     cfg = quiet(max_steps=10, save_interval=2, out_dir=str(tmp_path), eval_interval=0, keep_last=5)
     model = tiny_model(dataset.vocab_size)

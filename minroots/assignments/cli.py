@@ -1,4 +1,4 @@
-"""``minroots assignments make|grade``: the command-line side of the course assignments.
+"""``minroots assignments list|make|grade``: the command-line side of the course assignments.
 
 Book chapter "Exercises and assignments" (``book/assignments.md``).
 """
@@ -10,32 +10,64 @@ from pathlib import Path
 __all__ = ["register"]
 
 
-def register(subparsers) -> None:
-    """Add the ``assignments`` command (with ``make`` and ``grade``) to an argparse sub-parsers object."""
-    parser = subparsers.add_parser(
-        "assignments", help="make a student copy with stubbed tasks, or grade one"
-    )
-    sub = parser.add_subparsers(dest="assignments_command", required=True)
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise ValueError(text)
+        return value
 
-    make = sub.add_parser("make", help="copy the package with the tasks' functions stubbed out")
-    make.add_argument(
-        "--out", required=True, type=Path, help="folder for the student copy (new or empty)"
-    )
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+def register(subparsers) -> None:
+    """Add the ``assignments`` command (``list``, ``make``, ``grade``) to argparse sub-parsers."""
+    parser = subparsers.add_parser(
+        "assignments", help="course assignments: list the tasks, make a student copy, grade one",
+        description="Course assignments made from minroots itself: a student copy has the tasks' "
+        "functions stubbed; the library's own tests grade them.",
+    )  # fmt: skip
+    sub = parser.add_subparsers(dest="assignments_command", metavar="COMMAND", required=True)
+
+    ls = sub.add_parser("list", help="list the tasks, chapter by chapter",
+                        description="List every task: its id, chapter, points and functions.")  # fmt: skip
+    ls.set_defaults(func=_list)
+
+    make = sub.add_parser("make", help="copy minroots with the tasks' functions stubbed out",
+                          description="Write a self-contained student copy (package, tests, "
+                          "conftest.py) with each chosen task's functions reduced to their "
+                          "signature and docstring.")  # fmt: skip
+    make.add_argument("--out", required=True, type=Path, metavar="DIR",
+                      help="folder for the student copy (must not exist yet)")  # fmt: skip
     make.add_argument("--only", nargs="+", metavar="TASK", help="task ids to stub (default: all)")
     make.set_defaults(func=_make)
 
-    grade = sub.add_parser(
-        "grade", help="run each task's tests in a student copy and print the scores"
-    )
+    grade = sub.add_parser("grade", help="run each task's tests in a student copy and score them",
+                           description="Grade a student copy: each task's tests run on their own "
+                           "in a subprocess with a time and a memory limit.")  # fmt: skip
     grade.add_argument("directory", type=Path, help="a student copy made by `assignments make`")
     grade.add_argument("--only", nargs="+", metavar="TASK", help="task ids to grade (default: all)")
-    grade.add_argument(
-        "--timeout", type=int, default=60, help="seconds allowed per test (default 60)"
-    )
-    grade.add_argument(
-        "--json", type=Path, metavar="FILE", help="also write the scores as JSON here"
-    )
+    grade.add_argument("--timeout", type=_positive(float), default=60, metavar="S",
+                       help="seconds allowed per test (%(default)s)")  # fmt: skip
+    grade.add_argument("--memory-mb", type=_positive(int), default=4096, metavar="MB",
+                       help="memory limit of each test process in MiB (%(default)s)")  # fmt: skip
+    grade.add_argument("--jobs", type=_positive(int), default=None, metavar="N",
+                       help="tasks graded at once (default: the number of CPUs)")  # fmt: skip
+    grade.add_argument("--json", type=Path, metavar="FILE",
+                       help="also write the scores, with every test's outcome, as JSON")  # fmt: skip
     grade.set_defaults(func=_grade)
+
+
+def _list(args) -> int:
+    from minroots.assignments import load_tasks
+
+    for task in load_tasks().values():
+        names = ", ".join(f.split(":")[1] for f in task.functions)
+        print(
+            f"{task.id:<5} chapter {task.chapter:<2} {task.points:>3} points  {task.title}: {names}"
+        )
+    return 0
 
 
 def _make(args) -> int:
@@ -44,20 +76,18 @@ def _make(args) -> int:
     tasks = make_student_copy(args.out, only=args.only)
     for task in tasks:
         print(f"task {task.id:<5} {task.title}  (pytest -m {task.marker})")
-    print(
-        f"student copy written to {args.out}; grade it with `minroots assignments grade {args.out}`"
-    )
+    print(f"student copy written to {args.out} (read {args.out / 'ASSIGNMENT.md'}); grade it with "
+          f"`minroots assignments grade {args.out}`")  # fmt: skip
     return 0
 
 
 def _grade(args) -> int:
     from minroots.assignments.grade import format_table, grade, to_json
 
-    scores = grade(args.directory, only=args.only, timeout=args.timeout)
+    scores = grade(args.directory, only=args.only, timeout=args.timeout,
+                   memory_mb=args.memory_mb, jobs=args.jobs)  # fmt: skip
     print(format_table(scores))
-    report = to_json(scores)
     if args.json:
-        args.json.write_text(report + "\n", "utf-8")
-    else:
-        print(report)
+        args.json.write_text(to_json(scores) + "\n", "utf-8")
+        print(f"scores written to {args.json}")
     return 0

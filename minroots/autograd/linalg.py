@@ -18,7 +18,7 @@ __all__ = ["matmul"]
 def matmul(a, b) -> Tensor:
     r"""Forward :math:`Z = A B`; backward :math:`\bar A = \bar Z B^\top, \bar B = A^\top \bar Z`.
 
-    >>> matmul(ones(2, 3), ones(3, 4)).shape
+    >>> matmul(minroots.ones(2, 3), minroots.ones(3, 4)).shape
     (2, 4)
     """
     a = a if isinstance(a, Tensor) else lift(a, b)
@@ -28,8 +28,8 @@ def matmul(a, b) -> Tensor:
         raise ValueError(
             f"matmul: shapes {a.shape} and {b.shape}: both need at least one axis (use * for scalars)"
         )
-    if a.ndim == 1:  # a vector on the left is a one-row matrix
-        return S.squeeze(matmul(S.unsqueeze(a, 0), b), -2)
+    if a.ndim == 1:  # a vector on the left is a one-row matrix (and vector @ vector a number)
+        return S.squeeze(matmul(S.unsqueeze(a, 0), b), -2 if b.ndim > 1 else -1)
     if b.ndim == 1:  # a vector on the right is a one-column matrix
         return S.squeeze(matmul(a, S.unsqueeze(b, -1)), -1)
     if a.shape[-1] != b.shape[-2]:

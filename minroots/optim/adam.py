@@ -108,59 +108,47 @@ class Adam(Optimizer):
             if not isinstance(group[flag], bool):
                 raise TypeError(f"{where}: {flag} must be True or False, got {group[flag]!r}")
 
-    def step(self, closure=None):
-        """Apply one Adam update to every parameter that has a gradient (in place)."""
-        loss = closure() if closure is not None else None
-        for i, group, p in self._parameters():
-            grad = self._grad(i, p)
-            if grad is None:
-                continue
-            theta = p.data
-            xp = B.get_array_module(theta)
-            state = self.state.get(i)
-            if state is None:  # m_0 = v_0 = 0, allocated once
-                state = self.state[i] = {
-                    "step": 0,
-                    "exp_avg": xp.zeros_like(theta),
-                    "exp_avg_sq": xp.zeros_like(theta),
-                }
-            if group["amsgrad"] and "max_exp_avg_sq" not in state:
-                state["max_exp_avg_sq"] = xp.zeros_like(theta)
-            state["step"] += 1
-            t = state["step"]
-            lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
-            beta1, beta2 = group["betas"]
-            m, v = state["exp_avg"], state["exp_avg_sq"]
-            d, e = self._work(theta, 2)  # scratch views, reused by every parameter and step
+    def update(self, theta, grad, state: dict, group: dict) -> None:
+        """One Adam step of one parameter (in place), as the class docstring's formulas say."""
+        xp = B.get_array_module(theta)
+        if not state:  # m_0 = v_0 = 0, allocated once
+            state.update(step=0, exp_avg=xp.zeros_like(theta), exp_avg_sq=xp.zeros_like(theta))
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = xp.zeros_like(theta)
+        state["step"] += 1
+        t = state["step"]
+        lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+        beta1, beta2 = group["betas"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        d, e = self._work(theta, 2)  # scratch views, reused by every parameter and step
 
-            g = grad
-            if wd != 0:
-                if group["decoupled_weight_decay"]:
-                    theta *= 1.0 - lr * wd  # AdamW: theta_{t-1} (1 - eta lambda)
-                else:
-                    xp.multiply(theta, wd, out=e)  # g_t = grad + lambda theta (p.grad untouched)
-                    e += grad
-                    g = e
-            xp.subtract(g, m, out=d)  # m_t = m_{t-1} + (1 - beta1)(g_t - m_{t-1})
-            d *= 1.0 - beta1
-            m += d
-            v *= beta2  # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
-            xp.multiply(g, 1.0 - beta2, out=d)
-            d *= g
-            v += d
-            if group["amsgrad"]:
-                vmax = state["max_exp_avg_sq"]
-                xp.maximum(vmax, v, out=vmax)
-                v = vmax
-            bias_correction1 = 1.0 - beta1**t
-            bias_correction2_sqrt = (1.0 - beta2**t) ** 0.5
-            xp.sqrt(v, out=d)  # sqrt(v_hat_t) + eps
-            d /= bias_correction2_sqrt
-            d += eps
-            xp.divide(m, d, out=d)  # theta_t = theta_{t-1} - eta m_hat_t / (sqrt(v_hat_t) + eps)
-            d *= -lr / bias_correction1
-            theta += d
-        return loss
+        g = grad
+        if wd != 0:
+            if group["decoupled_weight_decay"]:
+                theta *= 1.0 - lr * wd  # AdamW: theta_{t-1} (1 - eta lambda)
+            else:
+                xp.multiply(theta, wd, out=e)  # g_t = grad + lambda theta (p.grad untouched)
+                e += grad
+                g = e
+        xp.subtract(g, m, out=d)  # m_t = m_{t-1} + (1 - beta1)(g_t - m_{t-1})
+        d *= 1.0 - beta1
+        m += d
+        v *= beta2  # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
+        xp.multiply(g, 1.0 - beta2, out=d)
+        d *= g
+        v += d
+        if group["amsgrad"]:
+            vmax = state["max_exp_avg_sq"]
+            xp.maximum(vmax, v, out=vmax)
+            v = vmax
+        bias_correction1 = 1.0 - beta1**t
+        bias_correction2_sqrt = (1.0 - beta2**t) ** 0.5
+        xp.sqrt(v, out=d)  # sqrt(v_hat_t) + eps
+        d /= bias_correction2_sqrt
+        d += eps
+        xp.divide(m, d, out=d)  # theta_t = theta_{t-1} - eta m_hat_t / (sqrt(v_hat_t) + eps)
+        d *= -lr / bias_correction1
+        theta += d
 
 
 class AdamW(Adam):

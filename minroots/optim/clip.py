@@ -58,27 +58,10 @@ def clip_grad_norm_(
 
     Returns:
         The total norm *before* clipping, as a Python float (0.0 when no parameter has a gradient).
+
+    ``_checked`` (below) validates the arguments and collects the gradients.
     """
-    if _is_parameter(parameters):
-        parameters = [parameters]
-    try:
-        parameters = list(parameters)
-    except TypeError:
-        raise TypeError(
-            f"clip_grad_norm_: parameters must be a Tensor or an iterable of Tensors, got "
-            f"{_describe(parameters)}"
-        ) from None
-    for k, p in enumerate(parameters):
-        if not _is_parameter(p):
-            raise TypeError(
-                f"clip_grad_norm_: parameters[{k}] must be a Tensor, got {_describe(p)}"
-            )
-    if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real) or not max_norm >= 0:
-        raise ValueError(f"clip_grad_norm_: max_norm must be a number >= 0, got {max_norm!r}")
-    if isinstance(norm_type, bool) or not isinstance(norm_type, numbers.Real) or not norm_type > 0:
-        raise ValueError(f"clip_grad_norm_: norm_type must be > 0 or inf, got {norm_type!r}")
-    p = float(norm_type)
-    grads = [q.grad for q in parameters if q.grad is not None]
+    grads, p = _checked(parameters, max_norm, norm_type)
     if not grads:
         return 0.0
     norms = [_norm(g, p) for g in grads]
@@ -99,3 +82,28 @@ def clip_grad_norm_(
     for g in grads:
         g *= coef  # in place, in g's own dtype (a Python float does not promote float32)
     return total
+
+
+def _checked(parameters, max_norm, norm_type) -> tuple[list, float]:
+    """The gradients to clip (those that are not None) and :math:`p` as a float, after checking
+    the arguments of :func:`clip_grad_norm_`."""
+    if _is_parameter(parameters):
+        parameters = [parameters]
+    try:
+        parameters = list(parameters)
+    except TypeError:
+        raise TypeError(
+            f"clip_grad_norm_: parameters must be a Tensor or an iterable of Tensors, got "
+            f"{_describe(parameters)}"
+        ) from None
+    for k, p in enumerate(parameters):
+        if not _is_parameter(p):
+            raise TypeError(
+                f"clip_grad_norm_: parameters[{k}] must be a Tensor, got {_describe(p)}"
+            )
+    if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real) or not max_norm >= 0:
+        raise ValueError(f"clip_grad_norm_: max_norm must be a number >= 0, got {max_norm!r}")
+    if isinstance(norm_type, bool) or not isinstance(norm_type, numbers.Real) or not norm_type > 0:
+        raise ValueError(f"clip_grad_norm_: norm_type must be > 0 or inf, got {norm_type!r}")
+    grads = [q.grad for q in parameters if q.grad is not None]
+    return grads, float(norm_type)

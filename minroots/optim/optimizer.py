@@ -20,6 +20,7 @@ place and never rebinds it, so views of a parameter (tied weights) stay valid.
 
 Worked example, one SGD step by hand (:math:`\theta \leftarrow \theta - \eta g`):
 
+>>> from minroots.optim import SGD
 >>> p = minroots.tensor(np.array([1.0, 2.0]), requires_grad=True)
 >>> p.grad = np.array([0.5, -1.0])
 >>> opt = SGD([p], lr=0.1); opt.step()
@@ -70,7 +71,7 @@ def _check_number(name: str, value, where: str, low=0.0, high=None, high_open=Fa
 
 
 class Optimizer:
-    """Base class: holds parameter groups and state; subclasses implement :meth:`step`.
+    """Base class: holds parameter groups and state; subclasses implement :meth:`update`.
 
     Args:
         params: an iterable of Tensors, or of dicts ``{"params": [...], "lr": ..., ...}``
@@ -78,7 +79,8 @@ class Optimizer:
         defaults: the optimizer's hyperparameters, e.g. ``{"lr": 1e-3, "momentum": 0.0}``.
 
     Subclasses define ``_check_group(group, where)`` (validate and normalise a group's options) and
-    ``step()``; they read ``self.state[i]`` for the parameter with flat index ``i``.
+    ``update(theta, grad, state, group)``, the rule for one parameter (as DeZero's ``update_one``);
+    :meth:`step` runs it over every parameter that has a gradient.
     """
 
     #: names of the per-parameter state entries that are arrays (the rest are ints/floats)
@@ -159,8 +161,29 @@ class Optimizer:
                 elif p.grad is not None:
                     p.grad[...] = 0
 
-    def step(self, closure=None):  # pragma: no cover - abstract
-        """Update every parameter that has a gradient; returns ``closure()`` if one is given."""
+    def step(self, closure=None):
+        """Update every parameter that has a gradient (in place); returns ``closure()`` if given.
+
+        The loop is the same for every optimizer; each one writes only its rule, :meth:`update`.
+        """
+        loss = closure() if closure is not None else None
+        for i, group, p in self._parameters():
+            grad = self._grad(i, p)
+            if grad is None:
+                continue
+            state = self.state.get(i, {})
+            self.update(p.data, grad, state, group)
+            if state:  # an optimizer without buffers (plain SGD) keeps no state
+                self.state[i] = state
+        return loss
+
+    def update(self, theta, grad, state: dict, group: dict) -> None:  # pragma: no cover - abstract
+        """Change one parameter's array ``theta`` in place, from its gradient ``grad``.
+
+        ``state`` is this parameter's own dict (empty at its first update; what is put in it is kept
+        for the next one) and ``group`` its parameter group's hyperparameters. ``grad`` is
+        ``p.grad`` itself: never change it. ``self._work(theta, n)`` gives ``n`` scratch arrays.
+        """
         raise NotImplementedError
 
     def _grad(self, i: int, p):
@@ -336,7 +359,8 @@ def weight_decay_groups(params, weight_decay: float) -> list[dict]:
 
     ``params`` is an iterable of Tensors or of ``(name, Tensor)`` pairs (``named_parameters()``).
 
-    >>> groups = weight_decay_groups(model.parameters(), 0.1)
+    >>> from minroots.nn import Linear
+    >>> groups = weight_decay_groups(Linear(4, 2).parameters(), 0.1)   # the weight; the bias
     >>> [g["weight_decay"] for g in groups]
     [0.1, 0.0]
     """

@@ -80,41 +80,33 @@ class SGD(Optimizer):
                 f"momentum={group['momentum']} and dampening={group['dampening']}"
             )
 
-    def step(self, closure=None):
-        """Apply one update to every parameter that has a gradient (in place)."""
-        loss = closure() if closure is not None else None
-        for i, group, p in self._parameters():
-            grad = self._grad(i, p)
-            if grad is None:
-                continue
-            lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
-            theta = p.data
-            xp = B.get_array_module(theta)
-            d, e = self._work(theta, 2)  # scratch views, reused by every parameter and step
-            g = grad
-            if wd != 0:
-                xp.multiply(theta, wd, out=d)  # g_t = grad + lambda * theta   (never touch p.grad)
-                d += grad
-                g = d
-            if mu != 0:
-                state = self.state.setdefault(i, {})
-                buf = state.get("momentum_buffer")
-                if buf is None:  # b_1 = g_1
-                    buf = state["momentum_buffer"] = g.copy()
-                else:  # b_t = mu b_{t-1} + (1 - tau) g_t
-                    buf *= mu
-                    if group["dampening"] != 0:
-                        xp.multiply(g, 1.0 - group["dampening"], out=e)
-                        buf += e
-                    else:
-                        buf += g
-                if group["nesterov"]:  # u_t = g_t + mu b_t
-                    xp.multiply(buf, mu, out=e)
-                    e += g
-                    g = e
+    def update(self, theta, grad, state: dict, group: dict) -> None:
+        """One SGD step of one parameter (in place), as the class docstring's formulas say."""
+        lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
+        xp = B.get_array_module(theta)
+        d, e = self._work(theta, 2)  # scratch views, reused by every parameter and step
+        g = grad
+        if wd != 0:
+            xp.multiply(theta, wd, out=d)  # g_t = grad + lambda * theta   (never touch p.grad)
+            d += grad
+            g = d
+        if mu != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:  # b_1 = g_1
+                buf = state["momentum_buffer"] = g.copy()
+            else:  # b_t = mu b_{t-1} + (1 - tau) g_t
+                buf *= mu
+                if group["dampening"] != 0:
+                    xp.multiply(g, 1.0 - group["dampening"], out=e)
+                    buf += e
                 else:
-                    g = buf
-            step = g if (g is d or g is e) else e  # scale a scratch copy, never buf or p.grad
-            xp.multiply(g, -lr, out=step)
-            theta += step  # theta_t = theta_{t-1} - eta u_t
-        return loss
+                    buf += g
+            if group["nesterov"]:  # u_t = g_t + mu b_t
+                xp.multiply(buf, mu, out=e)
+                e += g
+                g = e
+            else:
+                g = buf
+        step = g if (g is d or g is e) else e  # scale a scratch copy, never buf or p.grad
+        xp.multiply(g, -lr, out=step)
+        theta += step  # theta_t = theta_{t-1} - eta u_t

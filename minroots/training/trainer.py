@@ -3,12 +3,16 @@ r"""The ``Trainer``: the training loop of chapter 7, with evaluation, history, c
 Book chapter 7, "Training" (``book/07_training.md``); tests in ``tests/test_training_trainer.py``,
 ``tests/test_training_resume.py`` and ``tests/test_training_checkpoint.py``.
 
+>>> import tempfile
 >>> from minroots import Trainer, TransformerModel
 >>> dataset = minroots.data.load_corpus("shakespeare")          # text, a name, or a TextDataset
->>> model = TransformerModel(vocab_size=76, block_size=64, n_layer=2, n_embd=64)
->>> trainer = Trainer(model=model, dataset=dataset, max_steps=200, out_dir="runs/demo")
+>>> model = TransformerModel(vocab_size=76, block_size=16, n_layer=1, n_embd=16)
+>>> run = tempfile.mkdtemp()                                   # e.g. "runs/demo"
+>>> trainer = Trainer(model=model, dataset=dataset, max_steps=4, eval_interval=2, eval_steps=2,
+...                   log_interval=0, out_dir=run)
 >>> history = trainer.train()
->>> history.last_val["val_perplexity"]
+>>> [r["step"] for r in history if "val_loss" in r]             # evaluated every 2 steps
+[2, 4]
 
 One optimizer **step** (one update of the weights) is, with ``m = grad_accum_steps`` micro-batches
 of ``b = batch_size`` sequences each:
@@ -19,13 +23,10 @@ of ``b = batch_size`` sequences each:
     g \leftarrow g \cdot \min\Big(1, \frac{c}{\lVert g \rVert}\Big), \qquad
     \theta \leftarrow \mathrm{AdamW}(\theta, g, \eta_s)
 
-Each micro-batch's loss is scaled by :math:`1/m` before ``backward``, and gradients *add up* in
-``.grad``, so the accumulated gradient is the mean over all :math:`m b` sequences: exactly the
-gradient of one batch :math:`m` times larger, computed with :math:`1/m` of the memory. The
-:math:`m b` sequences of a step are drawn together and then cut into micro-batches, so the data a
-step sees does not depend on :math:`m` either (``tests/test_training_trainer.py`` checks both to
-1e-6). Worked example: batch 2 with losses 1.0 and 3.0 has mean 2.0; two micro-batches of one
-give :math:`\tfrac12 \cdot 1.0 + \tfrac12 \cdot 3.0 = 2.0`, and their gradients add the same way.
+The accumulated gradient is exactly that of one batch :math:`m` times larger
+(:func:`~minroots.training.accumulation.accumulate_gradients` derives it). The :math:`m b`
+sequences of a step are drawn together and then cut into micro-batches, so the data a step sees
+does not depend on :math:`m` either (``tests/test_training_trainer.py`` checks both to 1e-6).
 
 **Exact resume.** A run is a deterministic function of its starting state: weights, optimizer
 buffers, the step (which fixes the learning rate), the generator that draws batch positions (or
@@ -54,6 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from minroots import backend as B
+from minroots.training.accumulation import accumulate_gradients, loss_of
 from minroots.training.checkpoint import (
     CHECKPOINT_DIR,
     latest_checkpoint,
@@ -110,17 +112,6 @@ def _check_fits(dataset, model, name: str) -> None:
             f"Trainer: the {name} serves blocks of {ds_block} tokens but the model's block_size "
             f"is {block}"
         )
-
-
-def _unpack_loss(out):
-    """The scalar loss Tensor from ``model(x, y)``, which returns ``(logits, loss)`` or ``loss``."""
-    loss = out[1] if isinstance(out, tuple) else out
-    if loss is None or not hasattr(loss, "backward"):
-        raise TypeError(
-            "Trainer: model(x, y) must return (logits, loss) or loss, with loss a scalar Tensor; "
-            f"got {type(loss).__name__}"
-        )
-    return loss
 
 
 class Trainer:
@@ -294,12 +285,11 @@ class Trainer:
 
         Raises ``FloatingPointError`` naming the step when the loss or a gradient is not finite.
         """
-        cfg, m, b = self.config, self.config.grad_accum_steps, self.config.batch_size
+        cfg, m = self.config, self.config.grad_accum_steps
         n = self.step + 1  # the 1-based number of this update, as people count steps
         lr = self.scheduler.get_last_lr()[0]
         x, y = self.next_batch()  # (m b, T) each
         x, y = self._to_device(x), self._to_device(y)
-        losses = []
         anomaly = contextlib.nullcontext()
         if cfg.debug:
             from minroots.autograd import detect_anomaly
@@ -307,21 +297,9 @@ class Trainer:
             anomaly = detect_anomaly()
         try:
             with anomaly:
-                for i in range(m):
-                    xi, yi = x[i * b : (i + 1) * b], y[i * b : (i + 1) * b]  # (b, T)
-                    loss = _unpack_loss(self.model(xi, yi))
-                    value = float(loss.data)
-                    if not math.isfinite(value):
-                        self._fail(
-                            f"step {n}: the training loss is {value} (micro-batch {i + 1} of {m})"
-                        )
-                    (loss * (1.0 / m) if m > 1 else loss).backward()
-                    losses.append(value)
+                loss = accumulate_gradients(self.model, x, y, m)  # (m b, T) in m micro-batches
         except FloatingPointError as exc:
-            if str(exc).startswith(f"step {n}:"):
-                raise
-            self.optimizer.zero_grad()
-            raise FloatingPointError(f"step {n}: {exc}") from exc
+            self._fail(f"step {n}: {exc}")
         from minroots.optim import clip_grad_norm_
 
         norm = clip_grad_norm_(self.params, cfg.clip_norm if cfg.clip_norm else math.inf)
@@ -334,7 +312,7 @@ class Trainer:
         self.scheduler.step()
         self.step += 1
         self.tokens_seen += int(x.shape[0] * x.shape[1])
-        return sum(losses) / m, lr
+        return loss, lr
 
     # --- evaluation ---------------------------------------------------------------------------
     def _eval_batches(self):
@@ -371,7 +349,7 @@ class Trainer:
         try:
             with no_grad():
                 for x, y in self._eval_batches():
-                    loss = _unpack_loss(self.model(self._to_device(x), self._to_device(y)))
+                    loss = loss_of(self.model(self._to_device(x), self._to_device(y)))
                     losses.append(float(loss.data))
         finally:
             if was_training and hasattr(self.model, "train"):
@@ -420,8 +398,18 @@ class Trainer:
         place; the step, schedule, RNG states and data position are restored; the history is read
         back and cut at the checkpoint's step. Then ``train()`` continues exactly.
 
-        >>> trainer = Trainer(model, dataset, config=cfg).resume()
-        >>> trainer.train()
+        >>> import tempfile
+        >>> from minroots import TransformerModel
+        >>> def tiny():
+        ...     return TransformerModel(vocab_size=76, block_size=16, n_layer=1, n_embd=16)
+        >>> run = tempfile.mkdtemp()
+        >>> _ = Trainer(tiny(), "shakespeare", max_steps=4, log_interval=0, out_dir=run).train()
+        >>> trainer = Trainer(tiny(), "shakespeare", max_steps=4, log_interval=0, out_dir=run)
+        >>> trainer.resume().step             # the latest checkpoint; train() would go on from it
+        4
+        >>> Trainer(tiny(), "shakespeare", max_steps=6, log_interval=0, out_dir=run).resume()
+        Traceback (most recent call last):
+        ValueError: Trainer.resume: the checkpoint was saved by a run of 4 steps but this trainer ...
         """
         source = Path(out_dir) if out_dir is not None else self.out_dir
         if source is None:
