@@ -422,3 +422,8 @@ def test_the_assignment_guide_is_written_for_the_chosen_tasks(tmp_path):
     assert "| 9.2 | 9 | Top-p (nucleus) filtering | 10 | `pytest -m task9_2` |" in guide
     assert "| 5.1 |" in guide and "| 2.1 |" not in guide
     assert textwrap.dedent(guide).startswith("# minroots assignments")
+
+
+def test_the_book_lists_every_task():
+    text = (REPO / "book" / "assignments.md").read_text("utf-8")
+    assert re.findall(r"^\| ([0-9]+\.[0-9]+) \|", text, re.M) == list(TASKS)
