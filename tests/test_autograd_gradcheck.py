@@ -38,6 +38,17 @@ def test_gradcheck_catches_a_wrong_gradient():
     assert "MISMATCH" in str(result)
 
 
+def test_gradcheck_catches_a_nan_gradient():
+    """A NaN gradient is a mismatch (it used to compare as never the worst and pass)."""
+    from minroots.autograd.tensor import Tensor
+
+    def nan_sin(a):
+        return Tensor._make(np.sin(a.data), (a,), lambda g: (g * np.nan,), "nan_sin")
+
+    result = mr.gradcheck(nan_sin, [mr.tensor(np.linspace(0.5, 1.5, 4), requires_grad=True)])
+    assert not result and "MISMATCH" in str(result)
+
+
 def test_gradcheck_requires_float64():
     x = mr.tensor(np.ones(3, dtype=np.float32), requires_grad=True)
     with pytest.raises(TypeError, match="float64"):

@@ -11,6 +11,8 @@ vector-Jacobian product.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,6 +94,8 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1
             a = float(analytic.reshape(-1)[k])
             err = abs(a - numeric)
             excess = err - (atol + rtol * abs(numeric))
+            if not math.isfinite(excess):  # NaN or inf in either gradient is a mismatch, the worst
+                excess = math.inf
             checked += 1
             if excess > worst_excess:
                 worst_excess = excess
