@@ -1,0 +1,164 @@
+"""Argument checks shared by the whole package, with one message style.
+
+Not a chapter of its own: every chapter's code calls it (configs, optimizers, schedules, models,
+metrics). Tests in ``tests/test_validation.py``.
+
+Every check takes ``where`` (the function or class a user called), ``name`` (the argument) and the
+value, returns the value in its canonical type, or raises with a message of one shape::
+
+    {where}: {name} must be {what was expected}, got {what was given}
+
+>>> integer("AdamW", "step", 3, low=0)
+3
+>>> real("AdamW", "lr", float("nan"), low=0)
+Traceback (most recent call last):
+ValueError: AdamW: lr must be a finite number >= 0, got nan
+>>> one_of("get_schedule", "name", "cosin", ("cosine", "linear"))
+Traceback (most recent call last):
+ValueError: get_schedule: name must be one of 'cosine', 'linear', got 'cosin' (did you mean 'cosine'?)
+
+``bool`` is never accepted as a number (``True`` would otherwise pass as ``1``), and NaN or
+infinity never passes as a real number unless ``finite=False`` is asked for.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import numbers
+
+import numpy as np
+
+__all__ = ["describe", "integer", "real", "boolean", "one_of", "did_you_mean", "token_ids"]
+
+
+def describe(value) -> str:
+    """A short name of ``value``'s type for messages: ``int``, ``numpy.ndarray``, ``Tensor``."""
+    t = type(value)
+    if t.__module__ == "builtins" or t.__module__.startswith("minroots"):
+        return t.__name__
+    return f"{t.__module__}.{t.__name__}"
+
+
+def _bounds(low, high, low_open=False, high_open=False) -> str:
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if low_open else '>='} {low}")
+    if high is not None:
+        parts.append(f"{'<' if high_open else '<='} {high}")
+    return " and ".join(parts)
+
+
+def integer(where: str, name: str, value, *, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as a Python ``int`` in ``[low, high]`` (either bound may be ``None``).
+
+    >>> integer("DataLoader", "batch_size", np.int64(8), low=1)
+    8
+    >>> integer("DataLoader", "batch_size", 2.5, low=1)
+    Traceback (most recent call last):
+    TypeError: DataLoader: batch_size must be an integer >= 1, got 2.5 (float)
+    """
+    expected = " ".join(["an integer", _bounds(low, high)]).strip()
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{where}: {name} must be {expected}, got {value!r} ({describe(value)})")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{where}: {name} must be {expected}, got {value!r}")
+    return value
+
+
+def real(
+    where: str,
+    name: str,
+    value,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    finite: bool = True,
+) -> float:
+    """``value`` as a Python ``float`` between the bounds; NaN is always refused.
+
+    >>> real("sample_next", "temperature", 0.8, low=0)
+    0.8
+    >>> real("sample_next", "temperature", "hot", low=0)
+    Traceback (most recent call last):
+    TypeError: sample_next: temperature must be a finite number >= 0, got 'hot' (str)
+    """
+    bounds = _bounds(low, high, low_open, high_open)
+    expected = " ".join(["a finite number" if finite else "a number", bounds]).strip()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}: {name} must be {expected}, got {value!r} ({describe(value)})")
+    value = float(value)
+    bad = math.isnan(value) or (finite and math.isinf(value))
+    if low is not None:
+        bad = bad or (value <= low if low_open else value < low)
+    if high is not None:
+        bad = bad or (value >= high if high_open else value > high)
+    if bad:
+        raise ValueError(f"{where}: {name} must be {expected}, got {value!r}")
+    return value
+
+
+def boolean(where: str, name: str, value) -> bool:
+    """``value`` if it is ``True`` or ``False`` (NumPy's ``bool_`` too); no truthy strings.
+
+    >>> boolean("TransformerConfig", "bias", "no")
+    Traceback (most recent call last):
+    TypeError: TransformerConfig: bias must be True or False, got 'no' (str)
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{where}: {name} must be True or False, got {value!r} ({describe(value)})")
+
+
+def did_you_mean(value, options) -> str:
+    """`` (did you mean 'x'?)`` for the closest option to a string ``value``, or ``''``."""
+    if not isinstance(value, str):
+        return ""
+    close = difflib.get_close_matches(value, [str(o) for o in options], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def one_of(where: str, name: str, value, options):
+    """``value`` if it is one of ``options``; otherwise list them and suggest the closest."""
+    if value in options:
+        return value
+    listed = ", ".join(repr(o) for o in options)
+    raise ValueError(f"{where}: {name} must be one of {listed}, got {value!r}{did_you_mean(value, options)}")
+
+
+def token_ids(where: str, name: str, ids, *, ndim: int | None = None, vocab_size: int | None = None):
+    """Token ids as an integer array (a list, a NumPy/CuPy array or a Tensor's data).
+
+    Checks the number of axes when ``ndim`` is given, and that every id lies in
+    ``[0, vocab_size)`` when ``vocab_size`` is given. Returns the array (not a copy when it
+    already is one).
+
+    >>> token_ids("TransformerModel.forward", "idx", [[1, 2, 3]], ndim=2).shape
+    (1, 3)
+    >>> token_ids("TransformerModel.forward", "idx", [1, 2, 3], ndim=2)
+    Traceback (most recent call last):
+    ValueError: TransformerModel.forward: idx must have shape (B, T) (2 axes), got shape (3,)
+    """
+    # a Tensor gives its array (by name: this module sits below autograd; an ndarray has .data too)
+    ids = ids.data if type(ids).__name__ == "Tensor" else ids
+    if isinstance(ids, (list, tuple)):
+        ids = np.asarray(ids)
+    if not hasattr(ids, "ndim") or not hasattr(ids, "dtype"):
+        raise TypeError(f"{where}: {name} must be an integer array, got {describe(ids)}")
+    if ndim is not None and ids.ndim != ndim:
+        shape = {1: "(T,)", 2: "(B, T)"}.get(ndim, f"{ndim} axes")
+        raise ValueError(f"{where}: {name} must have shape {shape} ({ndim} axes), got shape {tuple(ids.shape)}")
+    if ids.dtype.kind not in "iu":
+        if ids.size == 0 and ids.dtype.kind == "f":  # np.asarray([]) is float64: an empty list of ids
+            ids = ids.astype(np.int64)
+        else:
+            raise TypeError(f"{where}: {name} must have an integer dtype, got {ids.dtype}")
+    if vocab_size is not None and ids.size:
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0 or high >= vocab_size:
+            bad = low if low < 0 else high
+            raise ValueError(f"{where}: {name} must lie in [0, {vocab_size}), got id {bad}")
+    return ids
