@@ -45,7 +45,14 @@ def test_default_config_parameter_count():
     expected = (
         c.vocab_size * c.n_embd + c.block_size * c.n_embd + c.n_layer * per_block + 2 * c.n_embd
     )
-    assert model.num_parameters() == expected == 818_048
+    assert model.num_parameters() == expected == 819_456
+
+
+def test_default_vocabulary_fits_the_bundled_corpus():
+    from minroots.data import TextDataset
+
+    dataset = TextDataset("shakespeare", block_size=8, use_cache=False)
+    assert TransformerModel().config.vocab_size == dataset.vocab_size == 76
 
 
 def test_tied_weights_share_gradient(rng):

@@ -43,7 +43,7 @@ class TransformerConfig:
     """Shape of a GPT. The defaults are a "baby GPT" that trains on a laptop CPU in minutes
     (about 0.8 M parameters); GPT-2 small is ``TransformerConfig(50257, 1024, 12, 12, 768)``."""
 
-    vocab_size: int = 65  # number of token ids (65 characters in the Shakespeare corpus)
+    vocab_size: int = 76  # number of token ids: the 76 characters of the bundled Shakespeare
     block_size: int = 128  # longest context the model can attend over
     n_layer: int = 4  # number of Transformer blocks
     n_head: int = 4  # attention heads per block (must divide n_embd)
