@@ -29,6 +29,7 @@ import numpy as np
 
 from minroots import backend as B
 from minroots.autograd import Tensor, no_grad
+from minroots.autograd.softmax import exp_shifted, log_softmax_array, softmax_array
 
 __all__ = [
     "top_k_filter",
@@ -77,9 +78,7 @@ def top_p_filter(z: np.ndarray, p: float) -> np.ndarray:
     if p >= 1.0:
         return z
     order = np.argsort(-z, axis=-1, kind="stable")  # most likely first
-    zs = np.take_along_axis(z, order, axis=-1)
-    probs = np.exp(zs - zs[:, :1])
-    probs /= probs.sum(axis=-1, keepdims=True)
+    probs = softmax_array(np.take_along_axis(z, order, axis=-1))
     before = np.cumsum(probs, axis=-1) - probs  # mass of the more likely tokens
     drop = np.zeros(z.shape, dtype=bool)
     np.put_along_axis(drop, order, before >= p, axis=-1)
@@ -111,9 +110,9 @@ def sample_next(logits, temperature: float = 1.0, top_k=None, top_p=None, rng=No
         z = z[None]
     if temperature == 0:
         return z.argmax(axis=-1)
-    z = filter_logits(z / temperature, top_k, top_p)
-    p = np.exp(z - z.max(axis=-1, keepdims=True))
-    cdf = np.cumsum(p, axis=-1)
+    # p = softmax(z / temperature) = E / s; the inverse CDF needs only E, scaling u by its total
+    e, _, _ = exp_shifted(filter_logits(z / temperature, top_k, top_p))
+    cdf = np.cumsum(e, axis=-1)
     rng = rng if rng is not None else B.rng("numpy")
     u = rng.random(z.shape[0])[:, None] * cdf[:, -1:]
     ids = (cdf <= u).sum(axis=-1)  # inverse CDF: the first index with cdf > u
@@ -278,9 +277,7 @@ def _beam_one(model, memory, mask, bos_id, eos_id, beam_size, alpha, max_new, xp
         mem = Tensor(xp.broadcast_to(memory.data, (nb,) + memory.shape[1:]))
         m = None if mask is None else xp.broadcast_to(mask, (nb, mask.shape[1]))
         logits = model.decode(xp.asarray(last), mem, m, caches).data[:, -1, :]  # (nb, V)
-        z = np.asarray(B.to_numpy(logits), dtype=np.float64)
-        logp = z - z.max(axis=-1, keepdims=True)
-        logp -= np.log(np.exp(logp).sum(axis=-1, keepdims=True))
+        logp = log_softmax_array(np.asarray(B.to_numpy(logits), dtype=np.float64))  # (nb, V)
         cand = (scores[:, None] + logp).ravel()  # (nb * V,)
         n_take = min(2 * beam_size, cand.size)
         top = np.argpartition(-cand, n_take - 1)[:n_take]

@@ -12,7 +12,6 @@ vector-Jacobian product.
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 
 import numpy as np

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from minroots import backend as B
+from minroots.autograd.softmax import logsumexp_array
 
 __all__ = ["PerplexityResult", "perplexity", "perplexity_from_logits", "token_nll"]
 
@@ -77,17 +78,16 @@ def token_nll(logits, targets):
     r"""Per-position :math:`-\ln \mathrm{softmax}(z)_y = \mathrm{logsumexp}(z) - z_y`, in float64.
 
     ``logits`` has shape ``(..., V)`` and ``targets`` the leading shape ``(...)``; the result
-    stays on the logits' device. The max is subtracted first so that ``exp`` cannot overflow.
+    stays on the logits' device. :func:`~minroots.autograd.softmax.logsumexp_array` subtracts the
+    max first, so ``exp`` cannot overflow.
 
     >>> token_nll(np.log(np.array([[0.5, 0.25, 0.25]])), np.array([1]))  # -ln 0.25
     array([1.38629436])
     """
     xp = B.get_array_module(logits)
     z = logits.astype(xp.float64)
-    z_max = z.max(axis=-1, keepdims=True)
-    log_norm = z_max[..., 0] + xp.log(xp.exp(z - z_max).sum(axis=-1))
     picked = xp.take_along_axis(z, targets[..., None].astype(xp.int64), axis=-1)[..., 0]
-    return log_norm - picked
+    return logsumexp_array(z, axis=-1) - picked
 
 
 def perplexity_from_logits(logits, targets, ignore_index: int | None = -100) -> float:

@@ -43,8 +43,9 @@ from minroots.autograd import elementwise as E
 from minroots.autograd import linalg as L
 from minroots.autograd import shape as SH
 from minroots.autograd import softmax as SM
+from minroots.autograd._rows import row_dot
+from minroots.autograd.softmax import exp_shifted
 from minroots.autograd.tensor import is_grad_enabled, unbroadcast
-from minroots.nn.functional._rows import row_dot, row_max, row_sum
 
 __all__ = [
     "scaled_dot_product_attention",
@@ -90,21 +91,17 @@ def _additive_mask(mask, dtype, xp):
 
 
 def _exp_rows_(s, xp):
-    r"""In place: ``s`` becomes :math:`E = e^{s - \max}` per row; returns ``(E, r)`` with
-    :math:`r = 1 / \sum_j E_j` ``(..., 1)``, so that the softmax is :math:`P = r E`.
+    r"""In place: ``s`` becomes :math:`E = e^{s - \max}` per row (:func:`exp_shifted`); returns
+    ``(E, r)`` with :math:`r = 1 / \sum_j E_j` ``(..., 1)``, so that the softmax is :math:`P = r E`.
 
     :math:`P` itself is never formed: ``r`` is folded into the small ``(T, d)`` operands instead
     (one full pass over the ``(T, T)`` scores saved forward and backward). Rows that are all
     ``-inf`` (every key masked) get :math:`r = 0`, hence zero output, not NaN.
     """
-    m = row_max(s, xp)
-    m[~xp.isfinite(m)] = 0
-    s -= m
-    xp.exp(s, out=s)
-    total = row_sum(s, xp)
+    e, _, total = exp_shifted(s, axis=-1, out=s, fast_rows=True)
     r = xp.zeros_like(total)
     xp.divide(1, total, out=r, where=total > 0)
-    return s, r
+    return e, r
 
 
 def _c(a, xp):

@@ -11,8 +11,9 @@ For logits :math:`z \in \mathbb{R}^C` of one example with target class :math:`t`
     \frac{\partial \ell}{\partial z} = p - (1 - \varepsilon)\, e_t - \frac{\varepsilon}{C}
 
 where :math:`\varepsilon` is the label smoothing (0 by default) and :math:`e_t` the one-hot
-vector of the target. ``logsumexp`` subtracts the row maximum first, so logits of
-:math:`\pm 10^4` in float32 give a finite loss. Examples whose target equals ``ignore_index``
+vector of the target. ``logsumexp`` subtracts the row maximum first (the package's one stable
+softmax, :func:`minroots.autograd.softmax.exp_shifted`), so logits of :math:`\pm 10^4` in float32
+give a finite loss. Examples whose target equals ``ignore_index``
 contribute neither loss nor gradient, and ``reduction="mean"`` divides by the number of the
 others (as PyTorch does). The fused kernel computes the softmax once, keeps only it for the
 backward, and never forms :math:`\log p` as a separate array.
@@ -31,7 +32,7 @@ import numpy as np
 from minroots import backend as B
 from minroots.autograd import Tensor
 from minroots.autograd import reductions as R
-from minroots.autograd import softmax as S
+from minroots.autograd.softmax import exp_shifted, log_softmax_composed
 
 __all__ = ["cross_entropy", "cross_entropy_composed"]
 
@@ -85,12 +86,9 @@ def cross_entropy(
             f"(and is not ignore_index={ignore_index})"
         )
     rows = xp.arange(n)
-    m = z.max(axis=1, keepdims=True)  # (N, 1)
+    p, m, s = exp_shifted(z, axis=-1)  # e^{z - m} (N, C), the only full-size temporary; m, s (N, 1)
     picked = z[rows, t_safe] - m[:, 0]  # z_t - m
-    p = z - m  # (N, C), the only full-size temporary
-    mean_shifted = p.mean(axis=1) if label_smoothing else None
-    xp.exp(p, out=p)
-    s = p.sum(axis=1, keepdims=True)
+    mean_shifted = z.mean(axis=1) - m[:, 0] if label_smoothing else None  # mean_c z_c - m
     lse = xp.log(s)[:, 0]  # logsumexp(z) - m
     p /= s  # softmax, kept for the backward
     eps = dt(label_smoothing)
@@ -134,7 +132,7 @@ def cross_entropy_composed(
     target = _check(logits, target, reduction, label_smoothing)
     xp = B.get_array_module(logits.data)
     c = logits.shape[-1]
-    logp = S.log_softmax_composed(logits, axis=-1)
+    logp = log_softmax_composed(logits, axis=-1)
     valid = target != ignore_index
     onehot = (xp.arange(c) == xp.where(valid, target, 0)[..., None]).astype(logits.dtype)
     smooth = (1.0 - label_smoothing) * onehot + label_smoothing / c

@@ -31,7 +31,7 @@ from minroots import backend as B
 from minroots.autograd import Tensor
 from minroots.autograd import elementwise as E
 from minroots.autograd import reductions as R
-from minroots.nn.functional._rows import row_dot, row_sum
+from minroots.autograd._rows import row_dot, row_sum
 
 __all__ = ["layer_norm", "layer_norm_composed"]
 
