@@ -74,8 +74,10 @@ def test_cross_entropy_worked_example():
 
 @pytest.mark.task3_6
 def test_gelu_worked_example():
-    y = F.gelu(_t([0.0, 1.0, -1.0]))
+    y = F.gelu(_t([0.0, 1.0, -1.0]), approximate="tanh")
     np.testing.assert_allclose(y.data, [0.0, 0.8411919906, -0.1588080094], rtol=1e-9)
+    y = F.gelu(_t([0.0, 1.0, -1.0]))  # exact, the default: x Phi(x)
+    np.testing.assert_allclose(y.data, [0.0, 0.8413447461, -0.1586552539], rtol=1e-9)
 
 
 @pytest.mark.task3_2
@@ -106,8 +108,15 @@ def test_layer_norm_fused_matches_composed(rng):
 
 
 @pytest.mark.task3_6
-def test_gelu_fused_matches_composed(rng):
-    _compare(F.gelu, F.gelu_composed, [rng.standard_normal((3, 7)) * 3], rng)
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_fused_matches_composed(rng, approximate):
+    def fused(x):
+        return F.gelu(x, approximate)
+
+    def composed(x):
+        return F.gelu_composed(x, approximate)
+
+    _compare(fused, composed, [rng.standard_normal((3, 7)) * 3], rng)
 
 
 @pytest.mark.task4_1
@@ -207,7 +216,8 @@ def test_embedding_fused_matches_composed(rng):
         pytest.param(lambda x, w, b: F.linear(x, w, b), [(2, 3, 4), (5, 4), (5,)], id="linear"),
         pytest.param(lambda x, w, b: F.layer_norm(x, w, b), [(2, 3, 4), (4,), (4,)],
                      id="layer_norm", marks=pytest.mark.task3_3),
-        pytest.param(lambda x: F.gelu(x), [(3, 4)], id="gelu_tanh", marks=pytest.mark.task3_6),
+        pytest.param(lambda x: F.gelu(x, approximate="tanh"), [(3, 4)], id="gelu_tanh",
+                     marks=pytest.mark.task3_6),
         pytest.param(lambda x: F.gelu(x, approximate="none"), [(3, 4)], id="gelu_exact",
                      marks=pytest.mark.task3_6),
         pytest.param(lambda x: F.cross_entropy(x, np.array([1, -100, 0]), label_smoothing=0.1),
@@ -324,6 +334,19 @@ def test_torch_gelu(rng, approximate):
         t,
         rng,
     )
+
+
+@pytest.mark.task3_6
+@pytest.mark.parity
+def test_gelu_default_is_pytorchs_exact_form_for_the_method_and_the_function(rng):
+    """``x.gelu()`` and ``F.gelu(x)`` are one kernel with PyTorch's default, ``approximate="none"``."""
+    x = rng.standard_normal((4, 6)) * 3
+    for ours_fn in (lambda a: a.gelu(), F.gelu):
+        torch, o, t = _torch_pair([x])
+        _check_parity(ours_fn(o[0]), torch.nn.functional.gelu(t[0]), o, t, rng)
+    assert minroots.Tensor.gelu is F.gelu
+    with pytest.raises(ValueError, match="approximate must be one of 'none', 'tanh'"):
+        F.gelu(_t(x), approximate="erf")
 
 
 @pytest.mark.task3_3

@@ -7,7 +7,7 @@ in its own module with forward and backward side by side. This file installs the
 operators, so ``a @ b``, ``x.softmax(-1)`` and ``x.sum(axis=0)`` read as they do in NumPy/PyTorch.
 """
 
-from minroots.autograd import elementwise, linalg, reductions, shape, softmax
+from minroots.autograd import elementwise, gelu, linalg, reductions, shape, softmax
 from minroots.autograd.factories import (
     arange,
     empty,
@@ -62,7 +62,7 @@ _METHODS = {
     # elementwise functions
     "exp": elementwise.exp, "log": elementwise.log, "sqrt": elementwise.sqrt,
     "tanh": elementwise.tanh, "relu": elementwise.relu, "sigmoid": elementwise.sigmoid,
-    "gelu": elementwise.gelu, "abs": elementwise.abs, "clip": elementwise.clip,
+    "erf": elementwise.erf, "gelu": gelu.gelu, "abs": elementwise.abs, "clip": elementwise.clip,
     "masked_fill": elementwise.masked_fill, "astype": elementwise.astype,
     "matmul": linalg.matmul,
     # reductions

@@ -17,7 +17,7 @@ from minroots.autograd.tensor import Tensor, lift, same_device, unbroadcast
 
 __all__ = [
     "add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "tanh", "relu", "sigmoid",
-    "gelu", "abs", "clip", "where", "masked_fill", "astype",
+    "erf", "abs", "clip", "where", "masked_fill", "astype",
     "eq", "ne", "lt", "le", "gt", "ge",
 ]  # fmt: skip
 
@@ -158,40 +158,13 @@ def relu(a: Tensor) -> Tensor:
     return Tensor._make(a.data * mask, (a,), lambda g: (g * mask,), "relu")
 
 
-def gelu(a: Tensor, approximate: str = "none") -> Tensor:
-    r"""GELU, the Gaussian error linear unit (Hendrycks & Gimpel, 2016).
-
-    Exact (``approximate="none"``): :math:`z = a\,\Phi(a) = \tfrac{a}{2}(1 + \mathrm{erf}(a/\sqrt2))`,
-    :math:`\bar a = \bar z\,(\Phi(a) + a\,\varphi(a))` with :math:`\varphi(a) = e^{-a^2/2}/\sqrt{2\pi}`.
-
-    Tanh form (``approximate="tanh"``, GPT-2's): with :math:`u = \sqrt{2/\pi}\,(a + 0.044715 a^3)`,
-    :math:`z = \tfrac{a}{2}(1 + \tanh u)` and
-    :math:`\bar a = \bar z\,[\tfrac12(1 + \tanh u) + \tfrac{a}{2}(1 - \tanh^2 u)\sqrt{2/\pi}(1 + 3 \cdot 0.044715 a^2)]`.
-    """
+def erf(a: Tensor) -> Tensor:
+    r"""Forward :math:`z = \mathrm{erf}(a)`; backward :math:`\bar a = \bar z \odot \tfrac{2}{\sqrt\pi} e^{-a^2}`."""
     xp = B.get_array_module(a.data)
-    x = a.data
-    dt = x.dtype.type
-    if approximate == "tanh":
-        c = dt(math.sqrt(2.0 / math.pi))
-        k = dt(0.044715)
-        x2 = x * x
-        t = xp.tanh(c * x * (1 + k * x2))
-        out = 0.5 * x * (1 + t)
-
-        def backward(g):
-            return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * k * x2)),)
-
-        return Tensor._make(out, (a,), backward, "gelu")
-    if approximate != "none":
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    cdf = 0.5 * (1 + B.erf(x * dt(1 / math.sqrt(2.0))))
-    out = x * cdf
-
-    def backward_exact(g):
-        pdf = xp.exp(-0.5 * x * x) * dt(1 / math.sqrt(2 * math.pi))
-        return (g * (cdf + x * pdf),)
-
-    return Tensor._make(out, (a,), backward_exact, "gelu")
+    scale = a.data.dtype.type(2 / math.sqrt(math.pi))
+    return Tensor._make(
+        B.erf(a.data), (a,), lambda g: (g * (xp.exp(-a.data * a.data) * scale),), "erf"
+    )
 
 
 def abs(a: Tensor) -> Tensor:  # noqa: A001 - the NumPy name

@@ -6,16 +6,19 @@ Book chapter 3, "Layers and softmax attention" (``book/03_attention.md``); tests
 .. math::  \mathrm{FFN}(x) = \mathrm{dropout}\bigl(W_2\, \mathrm{act}(W_1 x + b_1) + b_2\bigr)
 
 with :math:`W_1` of shape ``(4C, C)`` (GPT-2's ``c_fc``) and :math:`W_2` of shape ``(C, 4C)``
-(``c_proj``). GPT-2 uses GELU in its tanh form; the original Transformer used ReLU.
+(``c_proj``). GPT-2 uses GELU in its tanh form (``"gelu_tanh"``, the default here, so that
+GPT-2's weights give GPT-2's outputs); ``"gelu"`` is the exact GELU (PyTorch's default for
+``F.gelu``); the original Transformer used ReLU. The GELU kernel is :mod:`minroots.autograd.gelu`.
 """
 
 from __future__ import annotations
 
-from minroots.autograd import elementwise as E
+from minroots.autograd.elementwise import relu
+from minroots.autograd.gelu import gelu
 from minroots.nn.dropout import Dropout
-from minroots.nn.functional.gelu import gelu
 from minroots.nn.linear import Linear
 from minroots.nn.module import Module
+from minroots.validation import one_of
 
 __all__ = ["FeedForward"]
 
@@ -28,10 +31,7 @@ class FeedForward(Module):
     def __init__(self, n_embd: int, hidden: int | None = None, dropout: float = 0.0,
                  bias: bool = True, activation: str = "gelu_tanh", proj_std: float = 0.02):  # fmt: skip
         super().__init__()
-        if activation not in _ACTIVATIONS:
-            raise ValueError(
-                f"FeedForward: activation must be one of {_ACTIVATIONS}, got {activation!r}"
-            )
+        one_of("FeedForward", "activation", activation, _ACTIVATIONS)
         hidden = hidden or 4 * n_embd
         self.activation = activation
         self.c_fc = Linear(n_embd, hidden, bias=bias)
@@ -43,9 +43,9 @@ class FeedForward(Module):
         if self.activation == "gelu_tanh":
             h = gelu(h, approximate="tanh")
         elif self.activation == "gelu":
-            h = gelu(h, approximate="none")
+            h = gelu(h)  # exact, PyTorch's default
         else:
-            h = E.relu(h)
+            h = relu(h)
         return self.dropout(self.c_proj(h))  # (B, T, C)
 
     def extra_repr(self) -> str:

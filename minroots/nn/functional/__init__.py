@@ -13,6 +13,7 @@ against the other and both against PyTorch).
 tensor(1.3863, dtype=float64, requires_grad=True)
 """
 
+from minroots.autograd.gelu import gelu, gelu_composed
 from minroots.autograd.softmax import log_softmax, log_softmax_composed, softmax, softmax_composed
 from minroots.nn.functional.attention import (
     causal_mask,
@@ -23,7 +24,6 @@ from minroots.nn.functional.attention import (
 from minroots.nn.functional.cross_entropy import cross_entropy, cross_entropy_composed
 from minroots.nn.functional.dropout import dropout
 from minroots.nn.functional.embedding import embedding, embedding_composed
-from minroots.nn.functional.gelu import gelu, gelu_composed
 from minroots.nn.functional.layer_norm import layer_norm, layer_norm_composed
 from minroots.nn.functional.linear import linear, linear_composed
 
