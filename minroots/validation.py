@@ -29,7 +29,8 @@ import numbers
 
 import numpy as np
 
-__all__ = ["describe", "integer", "real", "boolean", "one_of", "did_you_mean", "token_ids"]
+__all__ = ["describe", "integer", "real", "boolean", "one_of", "did_you_mean", "token_ids",
+           "positive_int", "multiple_of", "known_keys", "class_targets"]
 
 
 def describe(value) -> str:
@@ -49,8 +50,12 @@ def _bounds(low, high, low_open=False, high_open=False) -> str:
     return " and ".join(parts)
 
 
-def integer(where: str, name: str, value, *, low: int | None = None, high: int | None = None) -> int:
+def integer(where: str, name: str, value, *, low: int | None = None, high: int | None = None,
+            expected: str | None = None) -> int:  # fmt: skip
     """``value`` as a Python ``int`` in ``[low, high]`` (either bound may be ``None``).
+
+    ``expected`` words the message when the bounds alone say too little (``"an integer in
+    [1, block_size=4]"``).
 
     >>> integer("DataLoader", "batch_size", np.int64(8), low=1)
     8
@@ -58,7 +63,7 @@ def integer(where: str, name: str, value, *, low: int | None = None, high: int |
     Traceback (most recent call last):
     TypeError: DataLoader: batch_size must be an integer >= 1, got 2.5 (float)
     """
-    expected = " ".join(["an integer", _bounds(low, high)]).strip()
+    expected = expected or " ".join(["an integer", _bounds(low, high)]).strip()
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{where}: {name} must be {expected}, got {value!r} ({describe(value)})")
     value = int(value)
@@ -113,6 +118,61 @@ def boolean(where: str, name: str, value) -> bool:
     raise TypeError(f"{where}: {name} must be True or False, got {value!r} ({describe(value)})")
 
 
+def positive_int(where: str, name: str, value) -> int:
+    """``value`` as a Python ``int`` >= 1: a count, a size, a length.
+
+    >>> positive_int("Linear", "in_features", 0)
+    Traceback (most recent call last):
+    ValueError: Linear: in_features must be a positive integer, got 0
+    """
+    return integer(where, name, value, low=1, expected="a positive integer")
+
+
+def multiple_of(where: str, name: str, value: int, divisor_name: str, divisor: int) -> int:
+    """``value`` if ``divisor`` divides it (a model width split into heads).
+
+    >>> multiple_of("TransformerConfig", "n_embd", 10, "n_head", 3)
+    Traceback (most recent call last):
+    ValueError: TransformerConfig: n_embd must be divisible by n_head=3, got 10
+    """
+    if value % divisor:
+        raise ValueError(f"{where}: {name} must be divisible by {divisor_name}={divisor}, got {value!r}")
+    return value
+
+
+def known_keys(where: str, mapping: dict, names) -> dict:
+    """``mapping`` if each of its keys is one of ``names`` (a config read from a dict or a file).
+
+    >>> known_keys("TransformerConfig", {"n_layers": 2}, ["n_layer", "n_head"])
+    Traceback (most recent call last):
+    ValueError: TransformerConfig: every key must be one of 'n_head', 'n_layer', got unknown keys ['n_layers'] (did you mean 'n_layer'?)
+    """
+    unknown = sorted(set(mapping) - set(names))
+    if unknown:
+        listed = ", ".join(repr(n) for n in sorted(names))
+        raise ValueError(f"{where}: every key must be one of {listed}, got unknown keys {unknown}"
+                         f"{did_you_mean(unknown[0], names)}")  # fmt: skip
+    return mapping
+
+
+def class_targets(where: str, name: str, targets, logits_shape: tuple):
+    """``targets``, integer class ids whose shape is ``logits_shape`` without its last (class) axis.
+
+    >>> class_targets("cross_entropy", "target", np.zeros(3, dtype=int), (3, 5)).shape
+    (3,)
+    >>> class_targets("cross_entropy", "target", np.zeros(3, dtype=int), (2, 5))
+    Traceback (most recent call last):
+    ValueError: cross_entropy: logits must have shape target.shape + (C,), got logits (2, 5) and target (3,)
+    """
+    if targets.dtype.kind not in "iu":
+        raise TypeError(f"{where}: {name} must hold integer class ids (an integer array), "
+                        f"got dtype {targets.dtype}")  # fmt: skip
+    if len(logits_shape) < 1 or tuple(logits_shape[:-1]) != tuple(targets.shape):
+        raise ValueError(f"{where}: logits must have shape {name}.shape + (C,), got logits "
+                         f"{tuple(logits_shape)} and {name} {tuple(targets.shape)}")  # fmt: skip
+    return targets
+
+
 def did_you_mean(value, options) -> str:
     """`` (did you mean 'x'?)`` for the closest option to a string ``value``, or ``''``."""
     if not isinstance(value, str):
@@ -140,7 +200,7 @@ def token_ids(where: str, name: str, ids, *, ndim: int | None = None, vocab_size
     (1, 3)
     >>> token_ids("TransformerModel.forward", "idx", [1, 2, 3], ndim=2)
     Traceback (most recent call last):
-    ValueError: TransformerModel.forward: idx must have shape (B, T) (2 axes), got shape (3,)
+    ValueError: TransformerModel.forward: idx must be an integer array of shape (B, T), got shape (3,)
     """
     # a Tensor gives its array (by name: this module sits below autograd; an ndarray has .data too)
     ids = ids.data if type(ids).__name__ == "Tensor" else ids
@@ -149,8 +209,8 @@ def token_ids(where: str, name: str, ids, *, ndim: int | None = None, vocab_size
     if not hasattr(ids, "ndim") or not hasattr(ids, "dtype"):
         raise TypeError(f"{where}: {name} must be an integer array, got {describe(ids)}")
     if ndim is not None and ids.ndim != ndim:
-        shape = {1: "(T,)", 2: "(B, T)"}.get(ndim, f"{ndim} axes")
-        raise ValueError(f"{where}: {name} must have shape {shape} ({ndim} axes), got shape {tuple(ids.shape)}")
+        shape = {1: "of shape (T,)", 2: "of shape (B, T)"}.get(ndim, f"with {ndim} axes")
+        raise ValueError(f"{where}: {name} must be an integer array {shape}, got shape {tuple(ids.shape)}")
     if ids.dtype.kind not in "iu":
         if ids.size == 0 and ids.dtype.kind == "f":  # np.asarray([]) is float64: an empty list of ids
             ids = ids.astype(np.int64)

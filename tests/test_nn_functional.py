@@ -95,6 +95,19 @@ def test_causal_mask_is_cached_and_bottom_right_aligned():
     np.testing.assert_array_equal(np.isinf(m), [[False, False, True], [False, False, False]])
 
 
+@pytest.mark.task3_4
+@pytest.mark.parametrize("t_q, t_k", [(1, 1), (4, 4), (2, 5), (1, 4)])
+def test_causal_mask_boolean_and_additive_forms_agree(t_q, t_k):
+    """One rule, two forms: True (may look) exactly where the additive mask is 0 and -inf
+    elsewhere; query i sees keys j <= i + t_k - t_q (NumPy's tril), so the last query sees all."""
+    visible = F.causal_mask(t_q, t_k, bool, np)
+    additive = F.causal_mask(t_q, t_k, np.float64, np)
+    assert visible.dtype == bool and visible.shape == (t_q, t_k) and not visible.flags.writeable
+    np.testing.assert_array_equal(visible, np.tril(np.ones((t_q, t_k), dtype=bool), k=t_k - t_q))
+    np.testing.assert_array_equal(visible, additive == 0)
+    assert np.isneginf(additive[~visible]).all() and visible[-1].all()
+
+
 # ------------------------------------------------------------------ fused == composed
 def test_linear_fused_matches_composed(rng):
     arrays = [rng.standard_normal((2, 3, 5)), rng.standard_normal((4, 5)), rng.standard_normal(4)]

@@ -8,12 +8,14 @@ import pytest
 
 import minroots
 from minroots.nn import (
+    CrossAttention,
     Embedding,
     FeedForward,
     KVCache,
     LayerNorm,
     Linear,
     MultiHeadAttention,
+    SelfAttention,
     SinusoidalPositionalEncoding,
     TransformerBlock,
 )
@@ -96,6 +98,43 @@ def test_kv_cache_matches_full_causal_attention(rng):
         parts.append(mha(minroots.tensor(x.data[:, t : t + 1]), is_causal=True, cache=cache).data)
     np.testing.assert_allclose(np.concatenate(parts, axis=1), full, rtol=1e-12, atol=1e-12)
     assert cache.length == 7
+
+
+def test_cached_causal_attention_with_padding_matches_the_packed_path(rng):
+    """With a padding mask the causal rule is folded into one boolean mask, in the packed path and
+    in the cached one (left padding, as when generating for prompts of different lengths)."""
+    mha = SelfAttention(16, 4).to(dtype=np.float64)
+    x = _x(rng, 2, 6, 16, grad=False)
+    pad = np.array([[True] * 6, [False, False, True, True, True, True]])
+    full = mha(x, is_causal=True, key_padding_mask=pad).data
+    cache = KVCache()
+    parts = [mha(minroots.tensor(x.data[:, :3]), is_causal=True, key_padding_mask=pad[:, :3],
+                 cache=cache).data]  # fmt: skip
+    for t in range(3, 6):
+        step = minroots.tensor(x.data[:, t : t + 1])
+        parts.append(mha(step, is_causal=True, key_padding_mask=pad[:, : t + 1], cache=cache).data)
+    np.testing.assert_allclose(np.concatenate(parts, axis=1), full, rtol=1e-12, atol=1e-12)
+    assert (full[1, :2] == mha.c_proj.bias.data).all()  # queries that see no key: zeros, then W_O
+
+
+def test_self_and_cross_attention_are_two_layers(rng):
+    assert MultiHeadAttention is SelfAttention
+    cross = CrossAttention(8, 2, kv_dim=6).to(dtype=np.float64)
+    assert [n for n, _ in cross.named_parameters()] == [
+        "q_proj.weight", "q_proj.bias", "kv_proj.weight", "kv_proj.bias", "c_proj.weight",
+        "c_proj.bias"]  # fmt: skip
+    x, memory = _x(rng, 2, 3, 8), _x(rng, 2, 5, 6)
+    y = cross(x, memory, key_padding_mask=np.array([[True] * 5, [True] * 2 + [False] * 3]))
+    assert y.shape == (2, 3, 8)
+    cache = KVCache()  # the keys and values of memory, computed once
+    with minroots.no_grad():
+        first = cross(x, memory, cache=cache).data
+        again = cross(x, minroots.zeros(2, 5, 6, dtype=np.float64), cache=cache).data
+    np.testing.assert_array_equal(first, again)
+    with pytest.raises(ValueError, match="CrossAttention: memory"):
+        cross(x, None)
+    with pytest.raises(ValueError, match=r"SelfAttention: x must be a Tensor of shape \(B, T, 8\)"):
+        SelfAttention(8, 2)(x[:, :, :4])
 
 
 def test_key_padding_mask_ignores_padded_keys(rng):

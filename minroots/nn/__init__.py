@@ -6,12 +6,12 @@ in chapter 7 (``book/07_training.md``) and used for generation in chapter 9. Tes
 
 Bottom-up: :mod:`~minroots.nn.module` (Module, Parameter), :mod:`~minroots.nn.functional`
 (fused kernels, imported as ``F``), the layers (Linear, Embedding, LayerNorm, Dropout,
-MultiHeadAttention, FeedForward, TransformerBlock, positions), then the GPT
+SelfAttention, CrossAttention, FeedForward, TransformerBlock, positions), then the GPT
 (:mod:`~minroots.nn.gpt`) and the encoder–decoder (:mod:`~minroots.nn.seq2seq`).
 """
 
 from minroots.nn import functional
-from minroots.nn.attention import KVCache, MultiHeadAttention
+from minroots.nn.attention import CrossAttention, KVCache, MultiHeadAttention, SelfAttention
 from minroots.nn.dropout import Dropout
 from minroots.nn.embedding import Embedding
 from minroots.nn.feed_forward import FeedForward
@@ -30,4 +30,5 @@ __all__ = [
     "LayerNorm", "Dropout", "MultiHeadAttention", "KVCache", "FeedForward", "TransformerBlock",
     "SinusoidalPositionalEncoding", "LearnedPositionalEmbedding", "TransformerConfig",
     "TransformerModel", "Seq2SeqConfig", "Seq2SeqTransformer",
+    "SelfAttention", "CrossAttention",
 ]  # fmt: skip

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 
-from minroots.nn.attention import KVCache, MultiHeadAttention
+from minroots.nn.attention import CrossAttention, KVCache, SelfAttention
 from minroots.nn.feed_forward import FeedForward
 from minroots.nn.layer_norm import LayerNorm
 from minroots.nn.module import Module
@@ -48,12 +48,10 @@ class TransformerBlock(Module):
         self.norm_first = norm_first
         proj_std = 0.02 / math.sqrt(2 * n_layer)
         self.ln_1 = LayerNorm(n_embd, eps=eps, bias=bias)
-        self.attn = MultiHeadAttention(n_embd, n_head, dropout, bias, proj_std=proj_std)
+        self.attn = SelfAttention(n_embd, n_head, dropout, bias, proj_std=proj_std)
         if cross_attention:
             self.ln_cross = LayerNorm(n_embd, eps=eps, bias=bias)
-            self.cross_attn = MultiHeadAttention(
-                n_embd, n_head, dropout, bias, cross=True, proj_std=proj_std
-            )
+            self.cross_attn = CrossAttention(n_embd, n_head, dropout, bias, proj_std=proj_std)
         else:
             self.cross_attn = None
         self.ln_2 = LayerNorm(n_embd, eps=eps, bias=bias)

@@ -58,22 +58,30 @@ _MASKS: dict = {}
 
 
 def causal_mask(t_q: int, t_k: int, dtype, xp=None):
-    """Additive causal mask ``(t_q, t_k)``: 0 where key ``j <= i + t_k - t_q``, ``-inf`` elsewhere.
+    """The causal mask ``(t_q, t_k)``: query ``i`` may look at key ``j`` when ``j <= i + t_k - t_q``.
 
-    Built once per ``(t_q, t_k, dtype, backend)`` and cached (read-only).
+    The queries are the *last* ``t_q`` of ``t_k`` positions (decoding with a key/value cache), so
+    the mask is aligned to the bottom right. A float ``dtype`` gives the additive form (0 where a
+    query may look, ``-inf`` where not); ``dtype=bool`` the boolean form (``True`` where a query
+    may look), which combines with padding masks by ``&``. Built once per ``(t_q, t_k, dtype,
+    backend)`` and cached (read-only).
 
     >>> causal_mask(2, 3, "float32")        # two new queries after one cached position
     array([[  0.,   0., -inf],
            [  0.,   0.,   0.]], dtype=float32)
+    >>> causal_mask(2, 3, bool)
+    array([[ True,  True, False],
+           [ True,  True,  True]])
     """
     xp = xp if xp is not None else B.xp()
-    key = (t_q, t_k, str(xp.dtype(dtype)), xp.__name__)
+    dtype = xp.dtype(dtype)
+    key = (t_q, t_k, str(dtype), xp.__name__)
     m = _MASKS.get(key)
     if m is None:
-        i = xp.arange(t_q)[:, None] + (t_k - t_q)
-        j = xp.arange(t_k)[None, :]
-        m = xp.where(j > i, xp.asarray(-xp.inf, dtype=dtype), xp.asarray(0, dtype=dtype))
-        m = m.astype(dtype)
+        m = xp.arange(t_k)[None, :] <= xp.arange(t_q)[:, None] + (t_k - t_q)  # (Tq, Tk) visible
+        if dtype.kind != "b":  # the additive form
+            zero, minus_inf = xp.asarray(0, dtype=dtype), xp.asarray(-xp.inf, dtype=dtype)
+            m = xp.where(m, zero, minus_inf).astype(dtype)
         if xp.__name__ == "numpy":
             m.flags.writeable = False
         _MASKS[key] = m
