@@ -21,19 +21,21 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import numpy as np
-
+from minroots import generation
 from minroots.autograd import Tensor
 from minroots.nn.attention import KVCache
 from minroots.nn.dropout import Dropout
 from minroots.nn.embedding import Embedding
 from minroots.nn.functional.cross_entropy import cross_entropy
 from minroots.nn.functional.embedding import check_ids
+from minroots.nn.gpt2_loading import load_gpt2
 from minroots.nn.layer_norm import LayerNorm
 from minroots.nn.linear import Linear
 from minroots.nn.module import Module, ModuleList
 from minroots.nn.positional import LearnedPositionalEmbedding
+from minroots.nn.serialization import load_model, save_model
 from minroots.nn.transformer_block import TransformerBlock
+from minroots.validation import known_keys, multiple_of, positive_int, real, token_ids
 
 __all__ = ["TransformerConfig", "TransformerModel"]
 
@@ -57,44 +59,14 @@ class TransformerConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-                raise ValueError(f"TransformerConfig: {name} must be a positive integer, got {v!r}")
-        if self.n_embd % self.n_head:
-            raise ValueError(
-                f"TransformerConfig: n_embd={self.n_embd} must be divisible by n_head={self.n_head}"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"TransformerConfig: dropout must be in [0, 1), got {self.dropout}")
+            positive_int("TransformerConfig", name, getattr(self, name))
+        multiple_of("TransformerConfig", "n_embd", self.n_embd, "n_head", self.n_head)
+        real("TransformerConfig", "dropout", self.dropout, low=0, high=1, high_open=True)
 
     @classmethod
     def from_dict(cls, d: dict) -> TransformerConfig:
         """Build from a dict, rejecting unknown keys with a clear message."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(
-                f"TransformerConfig: unknown keys {unknown}; known keys {sorted(names)}"
-            )
-        return cls(**d)
-
-
-def _as_ids(idx, where: str):
-    """Token ids as a backend integer array of shape (B, T)."""
-    ids = idx.data if isinstance(idx, Tensor) else idx
-    if isinstance(ids, (list, tuple)):
-        ids = np.asarray(ids)
-    if not hasattr(ids, "ndim"):
-        raise TypeError(
-            f"{where}: idx must be an integer array or Tensor of shape (B, T), got {type(idx).__name__}"
-        )
-    if ids.ndim != 2:
-        raise ValueError(
-            f"{where}: idx must have shape (B, T) (2 axes), got shape {tuple(ids.shape)}"
-        )
-    if ids.dtype.kind not in "iu":
-        raise TypeError(f"{where}: idx must have an integer dtype, got {ids.dtype}")
-    return ids
+        return cls(**known_keys("TransformerConfig", d, [f.name for f in dataclasses.fields(cls)]))
 
 
 class TransformerModel(Module):
@@ -137,7 +109,7 @@ class TransformerModel(Module):
         """The final layer-normed states ``(B, T, C)``; with ``caches`` (one per block), ``idx``
         holds only the new tokens and positions continue after those already cached."""
         where = "TransformerModel"
-        ids = _as_ids(idx, where)
+        ids = token_ids(where, "idx", idx, ndim=2)
         b, t = ids.shape
         offset = caches[0].length if caches else 0
         if offset + t > self.config.block_size:
@@ -158,7 +130,7 @@ class TransformerModel(Module):
         logits = self.lm_head(x)  # (B, T, V)
         if targets is None:
             return logits, None
-        tg = _as_ids(targets, "TransformerModel targets")
+        tg = token_ids("TransformerModel", "targets", targets, ndim=2)
         if tuple(tg.shape) != logits.shape[:2]:
             raise ValueError(
                 f"TransformerModel: targets must have the shape of idx {logits.shape[:2]}, got {tuple(tg.shape)}"
@@ -174,30 +146,24 @@ class TransformerModel(Module):
                  top_p=None, eos_id=None, seed=None, use_cache: bool = True):  # fmt: skip
         """Continue ``idx`` ``(B, T)`` by ``max_new_tokens`` sampled tokens; see
         :func:`minroots.generation.generate` (greedy when ``temperature == 0``)."""
-        from minroots.generation import generate
-
-        return generate(self, idx, max_new_tokens, temperature=temperature, top_k=top_k,
-                        top_p=top_p, eos_id=eos_id, seed=seed, use_cache=use_cache)  # fmt: skip
+        return generation.generate(
+            self, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+            eos_id=eos_id, seed=seed, use_cache=use_cache,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ saving and loading
     def save(self, path) -> None:
         """Write weights (safetensors) and config (JSON); see :mod:`minroots.nn.serialization`."""
-        from minroots.nn.serialization import save_model
-
         save_model(self, path)
 
     @classmethod
     def load(cls, path, dtype=None) -> TransformerModel:
         """Read a model written by :meth:`save`."""
-        from minroots.nn.serialization import load_model
-
         return load_model(cls, TransformerConfig, path, dtype=dtype)
 
     @classmethod
     def from_pretrained_gpt2(cls, path, dtype=None) -> TransformerModel:
         """Load a Hugging Face GPT-2 directory (``config.json`` + ``model.safetensors``) from disk."""
-        from minroots.nn.gpt2_loading import load_gpt2
-
         return load_gpt2(cls, TransformerConfig, path, dtype=dtype)
 
     def extra_repr(self) -> str:

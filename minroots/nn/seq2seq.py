@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from minroots import backend as B
+from minroots import generation
 from minroots.autograd import Tensor
 from minroots.nn.attention import KVCache
 from minroots.nn.dropout import Dropout
@@ -35,7 +36,9 @@ from minroots.nn.layer_norm import LayerNorm
 from minroots.nn.linear import Linear
 from minroots.nn.module import Module, ModuleList
 from minroots.nn.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+from minroots.nn.serialization import load_model, save_model
 from minroots.nn.transformer_block import TransformerBlock
+from minroots.validation import known_keys, multiple_of, one_of, positive_int, real, token_ids
 
 __all__ = ["Seq2SeqConfig", "Seq2SeqTransformer"]
 
@@ -67,46 +70,23 @@ class Seq2SeqConfig:
             self.tgt_vocab_size = self.src_vocab_size
         if self.n_decoder_layer is None:
             self.n_decoder_layer = self.n_layer
+        where = "Seq2SeqConfig"
         for name in ("src_vocab_size", "tgt_vocab_size", "block_size", "n_layer",
                      "n_decoder_layer", "n_head", "n_embd"):  # fmt: skip
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"Seq2SeqConfig: {name} must be a positive integer, got {v!r}")
-        if self.n_embd % self.n_head:
-            raise ValueError(
-                f"Seq2SeqConfig: n_embd={self.n_embd} must be divisible by n_head={self.n_head}"
-            )
+            positive_int(where, name, getattr(self, name))
+        multiple_of(where, "n_embd", self.n_embd, "n_head", self.n_head)
         if self.share_embeddings and self.src_vocab_size != self.tgt_vocab_size:
             raise ValueError(
-                "Seq2SeqConfig: share_embeddings needs src_vocab_size == tgt_vocab_size "
+                f"{where}: share_embeddings needs src_vocab_size == tgt_vocab_size "
                 f"(got {self.src_vocab_size} and {self.tgt_vocab_size})"
             )
-        if self.positional not in ("sinusoidal", "learned"):
-            raise ValueError(
-                f"Seq2SeqConfig: positional must be 'sinusoidal' or 'learned', got {self.positional!r}"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"Seq2SeqConfig: dropout must be in [0, 1), got {self.dropout}")
+        one_of(where, "positional", self.positional, ("sinusoidal", "learned"))
+        real(where, "dropout", self.dropout, low=0, high=1, high_open=True)
 
     @classmethod
     def from_dict(cls, d: dict) -> Seq2SeqConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"Seq2SeqConfig: unknown keys {unknown}; known keys {sorted(names)}")
-        return cls(**d)
-
-
-def _ids(x, where: str):
-    x = x.data if isinstance(x, Tensor) else x
-    x = np.asarray(x) if isinstance(x, (list, tuple)) else x
-    if not hasattr(x, "ndim") or x.ndim != 2:
-        raise ValueError(
-            f"Seq2SeqTransformer: {where} must be an integer array of shape (B, T), got {getattr(x, 'shape', type(x).__name__)}"
-        )
-    if x.dtype.kind not in "iu":
-        raise TypeError(f"Seq2SeqTransformer: {where} must have an integer dtype, got {x.dtype}")
-    return x
+        """Build from a dict, rejecting unknown keys with a clear message."""
+        return cls(**known_keys("Seq2SeqConfig", d, [f.name for f in dataclasses.fields(cls)]))
 
 
 class Seq2SeqTransformer(Module):
@@ -165,7 +145,7 @@ class Seq2SeqTransformer(Module):
 
     def encode(self, src, src_mask=None) -> Tensor:
         """Encoder output ``(B, S, C)``; ``src_mask`` ``(B, S)`` is True on real tokens."""
-        src = _ids(src, "src")
+        src = token_ids("Seq2SeqTransformer", "src", src, ndim=2)
         x = self._embed(self.src_emb, src)
         for block in self.encoder:
             x = block(x, is_causal=False, key_padding_mask=src_mask)
@@ -174,7 +154,7 @@ class Seq2SeqTransformer(Module):
     def decode(self, tgt_in, memory: Tensor, src_mask=None, caches=None) -> Tensor:
         """Logits ``(B, T, V)`` for the target prefix ``tgt_in``; ``caches`` is a list of
         ``(self_cache, cross_cache)`` per decoder block (generation only)."""
-        tgt_in = _ids(tgt_in, "tgt_in")
+        tgt_in = token_ids("Seq2SeqTransformer", "tgt_in", tgt_in, ndim=2)
         offset = caches[0][0].length if caches else 0
         x = self._embed(self.tgt_emb, tgt_in, offset)
         for i, block in enumerate(self.decoder):
@@ -195,7 +175,7 @@ class Seq2SeqTransformer(Module):
         logits = self.decode(tgt_in, memory, src_mask)
         if tgt_targets is None:
             return logits, None
-        tg = _ids(tgt_targets, "tgt_targets")
+        tg = token_ids("Seq2SeqTransformer", "tgt_targets", tgt_targets, ndim=2)
         if tuple(tg.shape) != logits.shape[:2]:
             raise ValueError(
                 f"Seq2SeqTransformer: tgt_targets must have shape {logits.shape[:2]}, got {tuple(tg.shape)}"
@@ -218,20 +198,16 @@ class Seq2SeqTransformer(Module):
 
         Returns one 1-D int array per source row: the generated ids without BOS and EOS.
         """
-        from minroots.generation import beam_search
-
-        return beam_search(self, src, max_new_tokens=max_new_tokens, bos_id=bos_id, eos_id=eos_id,
-                           beam_size=beam_size, length_penalty=length_penalty, src_mask=src_mask)  # fmt: skip
+        return generation.beam_search(
+            self, src, max_new_tokens=max_new_tokens, bos_id=bos_id, eos_id=eos_id,
+            beam_size=beam_size, length_penalty=length_penalty, src_mask=src_mask,
+        )  # fmt: skip
 
     def save(self, path) -> None:
-        from minroots.nn.serialization import save_model
-
         save_model(self, path)
 
     @classmethod
     def load(cls, path, dtype=None) -> Seq2SeqTransformer:
-        from minroots.nn.serialization import load_model
-
         return load_model(cls, Seq2SeqConfig, path, dtype=dtype)
 
     def extra_repr(self) -> str:

@@ -20,21 +20,17 @@ import numpy as np
 
 from minroots import backend as B
 from minroots.autograd import Tensor
+from minroots.validation import token_ids
 
 __all__ = ["embedding", "embedding_composed", "check_ids"]
 
 
 def check_ids(idx, num_embeddings: int, where: str):
-    """Return ``idx`` as an integer array, raising a clear error for a float dtype or an id out of
-    ``[0, num_embeddings)``."""
-    if isinstance(idx, Tensor):
-        idx = idx.data
-    if isinstance(idx, (list, tuple, int)):
+    """``idx`` as an integer array (:func:`minroots.validation.token_ids`) whose every id indexes a
+    row of a table of ``num_embeddings`` rows, or a clear error."""
+    if isinstance(idx, int):
         idx = np.asarray(idx)
-    if not hasattr(idx, "dtype"):
-        raise TypeError(f"{where}: token ids must be an integer array or Tensor, got {type(idx)}")
-    if idx.dtype.kind not in "iu":
-        raise TypeError(f"{where}: token ids must have an integer dtype, got {idx.dtype}")
+    idx = token_ids(where, "token ids", idx)
     if idx.size:
         lo, hi = int(idx.min()), int(idx.max())
         if lo < 0 or hi >= num_embeddings:
