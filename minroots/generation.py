@@ -30,6 +30,7 @@ import numpy as np
 from minroots import backend as B
 from minroots.autograd import Tensor, no_grad
 from minroots.autograd.softmax import exp_shifted, log_softmax_array, softmax_array
+from minroots.validation import integer, positive_int, real, token_ids
 
 __all__ = [
     "top_k_filter",
@@ -42,13 +43,12 @@ __all__ = [
 ]
 
 
-def _check_sampling(temperature, top_k, top_p) -> None:
-    if not isinstance(temperature, (int, float)) or temperature < 0:
-        raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
-    if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 1):
-        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
-    if top_p is not None and not (0.0 < top_p <= 1.0):
-        raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
+def _check_sampling(where: str, temperature, top_k, top_p) -> None:
+    real(where, "temperature", temperature, low=0)
+    if top_k is not None:
+        integer(where, "top_k", top_k, low=1)
+    if top_p is not None:
+        real(where, "top_p", top_p, low=0, high=1, low_open=True)
 
 
 def top_k_filter(z: np.ndarray, k: int) -> np.ndarray:
@@ -104,7 +104,7 @@ def filter_logits(logits: np.ndarray, top_k: int | None = None, top_p: float | N
 
 def sample_next(logits, temperature: float = 1.0, top_k=None, top_p=None, rng=None) -> np.ndarray:
     """One token id per row of ``logits`` ``(B, V)``: greedy when ``temperature == 0``."""
-    _check_sampling(temperature, top_k, top_p)
+    _check_sampling("sample_next", temperature, top_k, top_p)
     z = np.asarray(B.to_numpy(logits), dtype=np.float64)
     if z.ndim == 1:
         z = z[None]
@@ -120,8 +120,8 @@ def sample_next(logits, temperature: float = 1.0, top_k=None, top_p=None, rng=No
 
 
 def _prompt(idx) -> tuple[np.ndarray, bool]:
-    ids = idx.data if isinstance(idx, Tensor) else idx
-    ids = np.asarray(B.to_numpy(ids)) if not isinstance(ids, list) else np.asarray(ids)
+    """The prompt as NumPy ids ``(B, T)``, and whether it was given as one row ``(T,)``."""
+    ids = np.asarray(B.to_numpy(token_ids("generate", "idx", idx)), dtype=np.int64)
     single = ids.ndim == 1
     if single:
         ids = ids[None]
@@ -129,9 +129,7 @@ def _prompt(idx) -> tuple[np.ndarray, bool]:
         raise ValueError(
             f"generate: idx must be a non-empty (B, T) or (T,) array of ids, got shape {ids.shape}"
         )
-    if ids.dtype.kind not in "iu":
-        raise TypeError(f"generate: idx must have an integer dtype, got {ids.dtype}")
-    return ids.astype(np.int64), single
+    return ids, single
 
 
 class _CachedDecoder:
@@ -168,11 +166,8 @@ def stream(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k=None
     ``seed`` fixes the sampling; without it the backend's seeded generator is used. The model is
     put in eval mode (no dropout) for the duration and runs under ``no_grad``.
     """
-    _check_sampling(temperature, top_k, top_p)
-    if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
-        raise ValueError(
-            f"generate: max_new_tokens must be an integer >= 0, got {max_new_tokens!r}"
-        )
+    _check_sampling("generate", temperature, top_k, top_p)
+    integer("generate", "max_new_tokens", max_new_tokens, low=0)
     ids, single = _prompt(idx)
     rng = np.random.default_rng(seed) if seed is not None else B.rng("numpy")
     was_training = model.training
@@ -233,11 +228,10 @@ def beam_search(model, src, max_new_tokens=None, bos_id=None, eos_id=None, beam_
     eos_id = cfg.eos_id if eos_id is None else eos_id
     if bos_id is None:
         raise ValueError("generate: bos_id is needed (pass it or set config.bos_id)")
-    if not isinstance(beam_size, int) or beam_size < 1:
-        raise ValueError(f"generate: beam_size must be a positive integer, got {beam_size!r}")
+    positive_int("generate", "beam_size", beam_size)
     max_new = cfg.block_size if max_new_tokens is None else max_new_tokens
     max_new = min(max_new, cfg.block_size)
-    src = np.asarray(B.to_numpy(src.data if isinstance(src, Tensor) else src))
+    src = np.asarray(B.to_numpy(token_ids("generate", "src", src)))
     if src.ndim == 1:
         src = src[None]
     if src_mask is not None:

@@ -41,8 +41,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from minroots import backend as B
+from minroots import validation
+from minroots.autograd import no_grad
 from minroots.autograd.softmax import logsumexp_array
 
 __all__ = ["PerplexityResult", "perplexity", "perplexity_from_logits", "token_nll"]
@@ -100,31 +103,22 @@ def perplexity_from_logits(logits, targets, ignore_index: int | None = -100) -> 
     """
     logits = _array(logits)
     xp = B.get_array_module(logits)
-    targets = _array(targets)
-    if targets.dtype.kind not in "iu":
-        raise TypeError(f"targets must be an integer array, got dtype {targets.dtype}")
-    if logits.ndim < 1 or logits.shape[:-1] != targets.shape:
-        raise ValueError(
-            f"logits must have shape targets.shape + (V,); got logits {tuple(logits.shape)} "
-            f"and targets {tuple(targets.shape)}"
-        )
+    targets = validation.class_targets(
+        "perplexity_from_logits", "targets", _array(targets), logits.shape
+    )
     targets = xp.asarray(targets)
     keep = targets != ignore_index if ignore_index is not None else xp.ones(targets.shape, bool)
     vocab = logits.shape[-1]
     if bool(((targets[keep] < 0) | (targets[keep] >= vocab)).any()):
-        raise ValueError(f"targets must lie in [0, {vocab}) (or equal ignore_index)")
+        raise ValueError(
+            f"perplexity_from_logits: targets must lie in [0, {vocab}) (or equal ignore_index)"
+        )
     count = int(keep.sum())
     if count == 0:
         raise ValueError("perplexity_from_logits: every target is ignore_index; nothing to score")
     nll = token_nll(logits, xp.where(keep, targets, 0))
     mean = float(B.to_numpy(nll[keep]).sum()) / count
     return math.exp(mean)
-
-
-def _no_grad():
-    from minroots.autograd import no_grad
-
-    return no_grad()
 
 
 def _windows(n_tokens: int, length: int, stride: int) -> list[tuple[int, int]]:
@@ -172,42 +166,38 @@ def perplexity(
 
     Runs under ``no_grad`` (no graph is kept) with the model in eval mode if it has one.
     """
+    where = "perplexity"
     ids = np.asarray(B.to_numpy(token_ids))
-    if ids.ndim != 1 or ids.dtype.kind not in "iu":
-        raise ValueError(
-            f"token_ids must be a 1-D sequence of integers, got shape {ids.shape} "
-            f"and dtype {ids.dtype}"
-        )
+    if ids.ndim != 1 or ids.dtype.kind not in "iu":  # a ValueError for floats too: not ids at all
+        raise ValueError(f"{where}: token_ids must be a 1-D sequence of integers, got shape "
+                         f"{ids.shape} and dtype {ids.dtype}")  # fmt: skip
     if ids.size < 2:
-        raise ValueError(f"token_ids needs at least 2 tokens to score one, got {ids.size}")
-    if ids.min() < 0:
-        raise ValueError("token_ids must be non-negative")
+        raise ValueError(f"{where}: token_ids needs at least 2 tokens to score one, got {ids.size}")
     config = getattr(model, "config", None)
     vocab_size = getattr(config, "vocab_size", None)
-    if isinstance(vocab_size, int) and ids.max() >= vocab_size:
-        raise ValueError(f"token_ids must be < the model's vocab_size {vocab_size}")
+    if isinstance(vocab_size, int):
+        validation.token_ids(f"{where} (the model's vocab_size {vocab_size})", "token_ids", ids,
+                             vocab_size=vocab_size)  # fmt: skip
+    elif ids.min() < 0:
+        raise ValueError(f"{where}: token_ids must be >= 0, got {int(ids.min())}")
     if block_size is None:
         block_size = getattr(config, "block_size", None)
         if block_size is None:
-            raise ValueError("block_size is required when the model has no config.block_size")
-    if not isinstance(block_size, (int, np.integer)) or block_size < 1:
-        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
-    if stride is None:
-        stride = max(block_size // 2, 1)
-    if not isinstance(stride, (int, np.integer)) or not 1 <= stride <= block_size:
-        raise ValueError(
-            f"stride must be an integer in [1, block_size={block_size}], got {stride!r}"
-        )
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if num_bytes is not None and (not isinstance(num_bytes, (int, np.integer)) or num_bytes < 1):
-        raise ValueError(f"num_bytes must be a positive integer or None, got {num_bytes!r}")
+            raise ValueError(
+                f"{where}: block_size is required when the model has no config.block_size"
+            )
+    block_size = validation.positive_int(where, "block_size", block_size)
+    stride = validation.integer(
+        where, "stride", max(block_size // 2, 1) if stride is None else stride, low=1,
+        high=block_size, expected=f"an integer in [1, block_size={block_size}]",
+    )  # fmt: skip
+    batch_size = validation.positive_int(where, "batch_size", batch_size)
+    if num_bytes is not None:
+        num_bytes = validation.positive_int(where, "num_bytes", num_bytes)
 
     length = min(block_size, ids.size - 1)
     windows = _windows(ids.size, length, stride)
     n_batches = -(-len(windows) // batch_size)
-    from tqdm.auto import tqdm
-
     bar = tqdm(
         total=len(windows),
         desc="perplexity",
@@ -219,7 +209,7 @@ def perplexity(
         model.eval()
     total_nll = 0.0
     try:
-        with _no_grad():
+        with no_grad():
             for first in range(0, len(windows), batch_size):
                 batch = windows[first : first + batch_size]
                 rows = np.stack([ids[s : s + length + 1] for s, _ in batch])  # (b, length + 1)

@@ -33,6 +33,7 @@ from minroots import backend as B
 from minroots.autograd import Tensor
 from minroots.autograd import reductions as R
 from minroots.autograd.softmax import exp_shifted, log_softmax_composed
+from minroots.validation import class_targets, one_of, real
 
 __all__ = ["cross_entropy", "cross_entropy_composed"]
 
@@ -40,24 +41,14 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 def _check(logits: Tensor, target, reduction: str, label_smoothing: float):
+    """The target as a backend integer array of shape ``logits.shape[:-1]``, or a clear error."""
     if not isinstance(logits, Tensor):
         raise TypeError(f"cross_entropy: logits must be a Tensor, got {type(logits).__name__}")
     target = target.data if isinstance(target, Tensor) else target
-    xp = B.get_array_module(logits.data)
-    target = xp.asarray(target)
-    if target.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: target must hold integer class ids, got {target.dtype}")
-    if logits.ndim < 1 or logits.shape[:-1] != target.shape:
-        raise ValueError(
-            f"cross_entropy: logits {logits.shape} need shape target.shape + (C,); "
-            f"target has shape {target.shape}"
-        )
-    if reduction not in _REDUCTIONS:
-        raise ValueError(
-            f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}"
-        )
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    target = B.get_array_module(logits.data).asarray(target)
+    class_targets("cross_entropy", "target", target, logits.shape)
+    one_of("cross_entropy", "reduction", reduction, _REDUCTIONS)
+    real("cross_entropy", "label_smoothing", label_smoothing, low=0, high=1)
     return target
 
 
