@@ -351,7 +351,7 @@ def test_torch_gelu(rng, approximate):
 
 @pytest.mark.task3_6
 @pytest.mark.parity
-def test_gelu_default_is_pytorchs_exact_form_for_the_method_and_the_function(rng):
+def test_gelu_default_is_pytorchs_exact_form(rng):
     """``x.gelu()`` and ``F.gelu(x)`` are one kernel with PyTorch's default, ``approximate="none"``."""
     x = rng.standard_normal((4, 6)) * 3
     for ours_fn in (lambda a: a.gelu(), F.gelu):

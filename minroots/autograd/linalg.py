@@ -9,7 +9,7 @@ summed over any batch axes that were broadcast.
 from __future__ import annotations
 
 from minroots import backend as B
-from minroots.autograd import shape as S
+from minroots.autograd.shape import squeeze, unsqueeze
 from minroots.autograd.tensor import Tensor, lift, same_device, unbroadcast
 
 __all__ = ["matmul"]
@@ -29,9 +29,9 @@ def matmul(a, b) -> Tensor:
             f"matmul: shapes {a.shape} and {b.shape}: both need at least one axis (use * for scalars)"
         )
     if a.ndim == 1:  # a vector on the left is a one-row matrix (and vector @ vector a number)
-        return S.squeeze(matmul(S.unsqueeze(a, 0), b), -2 if b.ndim > 1 else -1)
+        return squeeze(matmul(unsqueeze(a, 0), b), -2 if b.ndim > 1 else -1)
     if b.ndim == 1:  # a vector on the right is a one-column matrix
-        return S.squeeze(matmul(a, S.unsqueeze(b, -1)), -1)
+        return squeeze(matmul(a, unsqueeze(b, -1)), -1)
     if a.shape[-1] != b.shape[-2]:
         raise ValueError(
             f"matmul: shapes {a.shape} and {b.shape} are not aligned ({a.shape[-1]} != {b.shape[-2]})"

@@ -13,7 +13,7 @@ Book chapter 2, "Autograd" (``book/02_autograd.md``); tests in ``tests/test_auto
 from __future__ import annotations
 
 from minroots import backend as B
-from minroots.autograd.tensor import Tensor, same_device
+from minroots.autograd.tensor import Tensor, same_device, unbroadcast
 
 __all__ = [
     "reshape", "transpose", "swapaxes", "squeeze", "unsqueeze", "flatten", "broadcast_to",
@@ -82,8 +82,6 @@ def unsqueeze(a: Tensor, axis: int) -> Tensor:
 
 def broadcast_to(a: Tensor, shape) -> Tensor:
     r"""Repeat ``a`` along broadcast axes; backward: :math:`\bar z` summed back to the shape of :math:`a`."""
-    from minroots.autograd.tensor import unbroadcast
-
     xp = B.get_array_module(a.data)
     out = xp.broadcast_to(a.data, tuple(shape))
     return Tensor._make(out, (a,), lambda g: (unbroadcast(g, a.shape),), "broadcast_to")

@@ -11,8 +11,9 @@ chain rule, one local step). ``loss.backward()`` walks the graph in reverse topo
 where :math:`\\bar{x} = \\partial L / \\partial x`. The walk uses an explicit stack (deep graphs do not
 hit Python's recursion limit) and releases the graph as it goes unless ``retain_graph=True``.
 
-Operations live in their own modules (``elementwise``, ``reductions``, ``shape``, ``linalg``,
-``softmax``), each forward next to its backward; they are installed as methods at the bottom.
+Operations live in their own modules (``elementwise``, ``gelu``, ``reductions``, ``shape``,
+``linalg``, ``softmax``), each forward next to its backward; ``minroots/autograd/__init__.py``
+installs them on ``Tensor`` as methods and operators (``a @ b``, ``x.softmax(-1)``).
 """
 
 from __future__ import annotations

@@ -142,6 +142,57 @@ def _windows(n_tokens: int, length: int, stride: int) -> list[tuple[int, int]]:
         start += stride
 
 
+def _text_ids(model, token_ids) -> np.ndarray:
+    """The text as a NumPy array of at least 2 ids, each below the model's ``config.vocab_size``
+    (when it has one)."""
+    where = "perplexity"
+    ids = np.asarray(B.to_numpy(token_ids))
+    if ids.ndim != 1 or ids.dtype.kind not in "iu":  # a ValueError for floats too: not ids at all
+        raise ValueError(f"{where}: token_ids must be a 1-D sequence of integers, got shape "
+                         f"{ids.shape} and dtype {ids.dtype}")  # fmt: skip
+    if ids.size < 2:
+        raise ValueError(f"{where}: token_ids needs at least 2 tokens to score one, got {ids.size}")
+    vocab_size = getattr(getattr(model, "config", None), "vocab_size", None)
+    if isinstance(vocab_size, int):
+        validation.token_ids(f"{where} (the model's vocab_size {vocab_size})", "token_ids", ids,
+                             vocab_size=vocab_size)  # fmt: skip
+    elif ids.min() < 0:
+        raise ValueError(f"{where}: token_ids must be >= 0, got {int(ids.min())}")
+    return ids
+
+
+def _total_nll(model, ids, windows, length: int, batch_size: int, progress: bool) -> float:
+    """The summed negative log-likelihood of every token the ``windows`` score, ``batch_size``
+    windows per model call, in eval mode (restored after) and under ``no_grad``."""
+    bar = tqdm(total=len(windows), desc="perplexity", unit="window", disable=not progress)
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    total_nll = 0.0
+    try:
+        with no_grad():
+            for first in range(0, len(windows), batch_size):
+                batch = windows[first : first + batch_size]
+                rows = np.stack([ids[s : s + length + 1] for s, _ in batch])  # (b, length + 1)
+                out = model(B.xp().asarray(rows[:, :-1]))  # inputs (b, length)
+                logits = _array(out[0] if isinstance(out, tuple) else out)  # (b, length, V)
+                if logits.shape[:2] != (len(batch), length):
+                    raise ValueError(
+                        f"perplexity: the model returned logits of shape {tuple(logits.shape)}; "
+                        f"expected ({len(batch)}, {length}, vocab_size)"
+                    )
+                targets = B.get_array_module(logits).asarray(rows[:, 1:])
+                nll = B.to_numpy(token_nll(logits, targets))  # (b, length), float64
+                for row, (_, skip) in zip(nll, batch, strict=True):
+                    total_nll += float(row[skip:].sum())
+                bar.update(len(batch))
+    finally:
+        bar.close()
+        if was_training and hasattr(model, "train"):
+            model.train()
+    return total_nll
+
+
 def perplexity(
     model,
     token_ids,
@@ -167,21 +218,9 @@ def perplexity(
     Runs under ``no_grad`` (no graph is kept) with the model in eval mode if it has one.
     """
     where = "perplexity"
-    ids = np.asarray(B.to_numpy(token_ids))
-    if ids.ndim != 1 or ids.dtype.kind not in "iu":  # a ValueError for floats too: not ids at all
-        raise ValueError(f"{where}: token_ids must be a 1-D sequence of integers, got shape "
-                         f"{ids.shape} and dtype {ids.dtype}")  # fmt: skip
-    if ids.size < 2:
-        raise ValueError(f"{where}: token_ids needs at least 2 tokens to score one, got {ids.size}")
-    config = getattr(model, "config", None)
-    vocab_size = getattr(config, "vocab_size", None)
-    if isinstance(vocab_size, int):
-        validation.token_ids(f"{where} (the model's vocab_size {vocab_size})", "token_ids", ids,
-                             vocab_size=vocab_size)  # fmt: skip
-    elif ids.min() < 0:
-        raise ValueError(f"{where}: token_ids must be >= 0, got {int(ids.min())}")
+    ids = _text_ids(model, token_ids)
     if block_size is None:
-        block_size = getattr(config, "block_size", None)
+        block_size = getattr(getattr(model, "config", None), "block_size", None)
         if block_size is None:
             raise ValueError(
                 f"{where}: block_size is required when the model has no config.block_size"
@@ -197,40 +236,8 @@ def perplexity(
 
     length = min(block_size, ids.size - 1)
     windows = _windows(ids.size, length, stride)
-    n_batches = -(-len(windows) // batch_size)
-    bar = tqdm(
-        total=len(windows),
-        desc="perplexity",
-        unit="window",
-        disable=not (n_batches > 16 if progress is None else progress),
-    )
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
-    total_nll = 0.0
-    try:
-        with no_grad():
-            for first in range(0, len(windows), batch_size):
-                batch = windows[first : first + batch_size]
-                rows = np.stack([ids[s : s + length + 1] for s, _ in batch])  # (b, length + 1)
-                xp = B.xp()
-                out = model(xp.asarray(rows[:, :-1]))  # inputs (b, length)
-                logits = _array(out[0] if isinstance(out, tuple) else out)  # (b, length, V)
-                if logits.shape[:2] != (len(batch), length):
-                    raise ValueError(
-                        f"model returned logits of shape {tuple(logits.shape)}; expected "
-                        f"({len(batch)}, {length}, vocab_size)"
-                    )
-                targets = B.get_array_module(logits).asarray(rows[:, 1:])
-                nll = B.to_numpy(token_nll(logits, targets))  # (b, length), float64
-                for row, (_, skip) in zip(nll, batch, strict=True):
-                    total_nll += float(row[skip:].sum())
-                bar.update(len(batch))
-    finally:
-        bar.close()
-        if was_training and hasattr(model, "train"):
-            model.train()
-
+    show = -(-len(windows) // batch_size) > 16 if progress is None else progress
+    total_nll = _total_nll(model, ids, windows, length, batch_size, show)
     n_scored = ids.size - 1
     mean_nll = total_nll / n_scored
     return PerplexityResult(

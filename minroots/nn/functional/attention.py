@@ -39,12 +39,11 @@ import math
 
 from minroots import backend as B
 from minroots.autograd import Tensor
-from minroots.autograd import elementwise as E
-from minroots.autograd import linalg as L
-from minroots.autograd import shape as SH
-from minroots.autograd import softmax as SM
 from minroots.autograd._rows import row_dot
-from minroots.autograd.softmax import exp_shifted
+from minroots.autograd.elementwise import add
+from minroots.autograd.linalg import matmul
+from minroots.autograd.shape import swapaxes
+from minroots.autograd.softmax import exp_shifted, softmax_composed
 from minroots.autograd.tensor import is_grad_enabled, unbroadcast
 
 __all__ = [
@@ -191,10 +190,10 @@ def _prepare(q, k, v, mask, is_causal, scale):
     dt = q.data.dtype
     scale = dt.type(1.0 / math.sqrt(q.shape[-1]) if scale is None else scale)
     if is_causal:
-        add = causal_mask(q.shape[-2], k.shape[-2], dt, xp)
+        mask_add = causal_mask(q.shape[-2], k.shape[-2], dt, xp)
     else:
-        add = _additive_mask(mask, dt, xp)
-    return xp, scale, add
+        mask_add = _additive_mask(mask, dt, xp)
+    return xp, scale, mask_add
 
 
 def scaled_dot_product_attention(
@@ -211,7 +210,7 @@ def scaled_dot_product_attention(
     ``mask`` is boolean (``True`` = may attend, broadcast to ``(..., T_q, T_k)``) or additive
     float; ``is_causal`` uses the cached causal mask; ``dropout_p`` drops attention weights.
     """
-    xp, scale, add = _prepare(q, k, v, mask, is_causal, scale)
+    xp, scale, mask_add = _prepare(q, k, v, mask, is_causal, scale)
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(
             f"scaled_dot_product_attention: dropout_p must be in [0, 1), got {dropout_p}"
@@ -224,7 +223,7 @@ def scaled_dot_product_attention(
     else:
         kt = _c(k.data.swapaxes(-1, -2), xp)  # (..., d, Tk)
         vd = _c(v.data, xp)  # (..., Tk, dv)
-    out, e, r, drop = _forward(qs, kt, vd, add, dropout_p, xp)
+    out, e, r, drop = _forward(qs, kt, vd, mask_add, dropout_p, xp)
 
     def backward(g):
         gq, gkt, gvt = _backward(g, qs, kt, vd, e, r, drop, scale, xp)
@@ -238,11 +237,11 @@ def scaled_dot_product_attention_composed(
     q: Tensor, k: Tensor, v: Tensor, mask=None, is_causal: bool = False, scale: float | None = None
 ) -> Tensor:
     """Reference attention from basic ops (matmul, mul, add, softmax): no dropout."""
-    xp, scale, add = _prepare(q, k, v, mask, is_causal, scale)
-    s = L.matmul(q, SH.swapaxes(k, -1, -2)) * float(scale)
-    if add is not None:
-        s = E.add(s, Tensor(add))
-    return L.matmul(SM.softmax_composed(s, axis=-1), v)
+    xp, scale, mask_add = _prepare(q, k, v, mask, is_causal, scale)
+    s = matmul(q, swapaxes(k, -1, -2)) * float(scale)
+    if mask_add is not None:
+        s = add(s, Tensor(mask_add))
+    return matmul(softmax_composed(s, axis=-1), v)
 
 
 def packed_self_attention(
@@ -273,8 +272,8 @@ def packed_self_attention(
     v = _c(heads[:, :, 2].transpose(0, 2, 1, 3), xp)  # (B, H, T, hd)
     if mask is not None and is_causal:
         raise ValueError("packed_self_attention: pass either mask or is_causal, not both")
-    add = causal_mask(t, t, dt, xp) if is_causal else _additive_mask(mask, dt, xp)
-    o, e, r, drop = _forward(qs, kt, v, add, dropout_p, xp)  # (B, H, T, hd)
+    mask_add = causal_mask(t, t, dt, xp) if is_causal else _additive_mask(mask, dt, xp)
+    o, e, r, drop = _forward(qs, kt, v, mask_add, dropout_p, xp)  # (B, H, T, hd)
     y = o.transpose(0, 2, 1, 3).reshape(b, t, c)  # (B, T, C): reshape copies once
 
     def backward(g):
