@@ -122,13 +122,18 @@ def getitem(a: Tensor, index) -> Tensor:
     return Tensor._make(out, (a,), backward, "getitem")
 
 
-def concatenate(tensors, axis: int = 0) -> Tensor:
-    r"""Join tensors along an existing axis; backward: each :math:`\bar a_k` is its slice of :math:`\bar z`."""
+def _joinable(op: str, tensors) -> tuple[list, object]:
+    """``tensors`` as a non-empty list of Tensors on one device, and their array module."""
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
-        raise ValueError("concatenate: need at least one tensor")
-    same_device("concatenate", *tensors)
-    xp = B.get_array_module(tensors[0].data)
+        raise ValueError(f"{op}: need at least one tensor")
+    same_device(op, *tensors)
+    return tensors, B.get_array_module(tensors[0].data)
+
+
+def concatenate(tensors, axis: int = 0) -> Tensor:
+    r"""Join tensors along an existing axis; backward: each :math:`\bar a_k` is its slice of :math:`\bar z`."""
+    tensors, xp = _joinable("concatenate", tensors)
     try:
         out = xp.concatenate([t.data for t in tensors], axis=axis)
     except ValueError as exc:
@@ -146,14 +151,10 @@ def concatenate(tensors, axis: int = 0) -> Tensor:
 
 def stack(tensors, axis: int = 0) -> Tensor:
     r"""Join tensors along a new axis; backward: each :math:`\bar a_k` is :math:`\bar z` at index :math:`k` of that axis."""
-    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
-    if not tensors:
-        raise ValueError("stack: need at least one tensor")
-    same_device("stack", *tensors)
+    tensors, xp = _joinable("stack", tensors)
     shapes = {t.shape for t in tensors}
     if len(shapes) > 1:
         raise ValueError(f"stack: all tensors need the same shape, got {sorted(shapes)}")
-    xp = B.get_array_module(tensors[0].data)
     out = xp.stack([t.data for t in tensors], axis=axis)
     ax = axis % out.ndim
 
