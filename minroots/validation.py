@@ -29,8 +29,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["describe", "integer", "real", "boolean", "one_of", "did_you_mean", "token_ids",
-           "positive_int", "multiple_of", "known_keys", "class_targets"]
+__all__ = ["describe", "integer", "real", "boolean", "one_of", "did_you_mean", "token_ids"]
 
 
 def describe(value) -> str:
@@ -171,6 +170,9 @@ def class_targets(where: str, name: str, targets, logits_shape: tuple):
         raise ValueError(f"{where}: logits must have shape {name}.shape + (C,), got logits "
                          f"{tuple(logits_shape)} and {name} {tuple(targets.shape)}")  # fmt: skip
     return targets
+
+
+__all__ += ["positive_int", "multiple_of", "known_keys", "class_targets"]  # beside them: merges apart
 
 
 def did_you_mean(value, options) -> str:
