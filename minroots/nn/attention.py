@@ -135,6 +135,14 @@ def _bool_mask(where: str, x: Tensor, key_padding_mask, attn_mask):
     return mask
 
 
+def _fold_causal(mask, is_causal: bool, t_q: int, t_k: int):
+    """``(mask, is_causal)`` with the causal rule folded into a boolean ``mask`` when there is one
+    (the kernels take either a mask or ``is_causal``, not both)."""
+    if not is_causal or mask is None:
+        return mask, is_causal
+    return mask & causal_mask(t_q, t_k, bool, B.get_array_module(mask)), False
+
+
 # ---------------------------------------------------------------------- the two layers
 class SelfAttention(Module):
     """Multi-head self-attention: ``SelfAttention(128, 4)`` has 4 heads of 32 dimensions.
@@ -190,14 +198,6 @@ class SelfAttention(Module):
 
     def extra_repr(self) -> str:
         return f"n_embd={self.n_embd}, n_head={self.n_head}, self-attention"
-
-
-def _fold_causal(mask, is_causal: bool, t_q: int, t_k: int):
-    """``(mask, is_causal)`` with the causal rule folded into a boolean ``mask`` when there is one
-    (the kernels take either a mask or ``is_causal``, not both)."""
-    if not is_causal or mask is None:
-        return mask, is_causal
-    return mask & causal_mask(t_q, t_k, bool, B.get_array_module(mask)), False
 
 
 class CrossAttention(Module):
