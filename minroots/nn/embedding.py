@@ -13,6 +13,7 @@ from __future__ import annotations
 from minroots import backend as B
 from minroots.nn.functional.embedding import embedding
 from minroots.nn.module import Module, Parameter
+from minroots.validation import positive_int
 
 __all__ = ["Embedding"]
 
@@ -23,9 +24,8 @@ class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int, init_std: float = 0.02,
                  dtype=None):  # fmt: skip
         super().__init__()
-        for name, n in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
-            if not isinstance(n, int) or n <= 0:
-                raise ValueError(f"Embedding: {name} must be a positive integer, got {n!r}")
+        positive_int("Embedding", "num_embeddings", num_embeddings)
+        positive_int("Embedding", "embedding_dim", embedding_dim)
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         w = B.rng().standard_normal(
             (num_embeddings, embedding_dim), dtype=dtype or B.default_dtype()

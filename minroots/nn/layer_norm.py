@@ -10,6 +10,7 @@ from __future__ import annotations
 from minroots import backend as B
 from minroots.nn.functional.layer_norm import layer_norm
 from minroots.nn.module import Module, Parameter
+from minroots.validation import positive_int
 
 __all__ = ["LayerNorm"]
 
@@ -26,10 +27,7 @@ class LayerNorm(Module):
                     f"LayerNorm: only the last axis can be normalized, got {normalized_shape}"
                 )
             normalized_shape = normalized_shape[0]
-        if not isinstance(normalized_shape, int) or normalized_shape <= 0:
-            raise ValueError(
-                f"LayerNorm: normalized_shape must be a positive int, got {normalized_shape!r}"
-            )
+        positive_int("LayerNorm", "normalized_shape", normalized_shape)
         self.normalized_shape, self.eps = normalized_shape, eps
         xp, dtype = B.xp(), dtype or B.default_dtype()
         self.weight = (

@@ -13,6 +13,7 @@ from __future__ import annotations
 from minroots import backend as B
 from minroots.nn.functional.linear import linear
 from minroots.nn.module import Module, Parameter
+from minroots.validation import positive_int
 
 __all__ = ["Linear"]
 
@@ -23,9 +24,8 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  init_std: float = 0.02, dtype=None):  # fmt: skip
         super().__init__()
-        for name, n in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(n, int) or n <= 0:
-                raise ValueError(f"Linear: {name} must be a positive integer, got {n!r}")
+        positive_int("Linear", "in_features", in_features)
+        positive_int("Linear", "out_features", out_features)
         self.in_features, self.out_features = in_features, out_features
         dtype = dtype or B.default_dtype()
         w = B.rng().standard_normal((out_features, in_features), dtype=dtype)
