@@ -113,6 +113,44 @@ def boolean(where: str, name: str, value) -> bool:
     raise TypeError(f"{where}: {name} must be True or False, got {value!r} ({describe(value)})")
 
 
+def real_number(where: str, name: str, value, **bounds) -> float:
+    """:func:`real`, except that a value that is no number at all is named as such.
+
+    The optimizers' hyperparameters say so (``lr="0.1"`` is not a number, rather than a number out
+    of range); ``bounds`` are :func:`real`'s keyword arguments.
+
+    >>> real_number("SGD", "lr", "0.1", low=0)
+    Traceback (most recent call last):
+    TypeError: SGD: lr must be a real number, got '0.1' (str)
+    >>> real_number("SGD", "lr", -0.1, low=0)
+    Traceback (most recent call last):
+    ValueError: SGD: lr must be a finite number >= 0, got -0.1
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}: {name} must be a real number, got {value!r} ({describe(value)})")
+    return real(where, name, value, **bounds)
+
+
+def as_value_error(check, where: str, name: str, value, **options):
+    """``check(where, name, value, **options)``, with a refused type raised as a ValueError too.
+
+    For arguments that have always refused every bad value with a ValueError (the learning-rate
+    schedules' fields, ``clip_grad_norm_``'s limits, a checkpoint's step), so that code catching
+    ValueError keeps working. New arguments should let a wrong type be a TypeError.
+
+    >>> as_value_error(integer, "ConstantSchedule", "warmup_steps", 2.5, low=0)
+    Traceback (most recent call last):
+    ValueError: ConstantSchedule: warmup_steps must be an integer >= 0, got 2.5 (float)
+    """
+    try:
+        return check(where, name, value, **options)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
+
+
+__all__ += ["real_number", "as_value_error"]  # kept beside them, so that additions merge apart
+
+
 def did_you_mean(value, options) -> str:
     """`` (did you mean 'x'?)`` for the closest option to a string ``value``, or ``''``."""
     if not isinstance(value, str):
