@@ -186,8 +186,8 @@ class Module:
         """Move every parameter and buffer to ``device`` (``"cpu"``/``"cuda"``) and/or cast it to a
         floating ``dtype``, in place (the Parameter objects stay the same, so tied weights stay
         tied). Create the optimizer after this call: its state lives where the weights were."""
-        if device is not None and device not in ("cpu", "cuda", "numpy", "cupy", "gpu"):
-            raise ValueError(f"to: device must be 'cpu' or 'cuda', got {device!r}")
+        if device is not None:
+            B.backend_name(device, "to")  # an unknown name fails before anything moves
         if dtype is not None and np.dtype(dtype).kind != "f":
             raise TypeError(f"to: dtype must be a floating dtype, got {dtype!r}")
 
