@@ -92,23 +92,11 @@ def mlp_loss(params, x, y):
     return (d * d).mean()
 
 
-def run_mlp_minroots(make_opt, steps=100):
-    params = [minroots.tensor(w.copy(), requires_grad=True) for w in mlp_init()]
-    x, y = (minroots.tensor(a) for a in mlp_data())
-    opt = make_opt(params)
-    losses = []
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = mlp_loss(params, x, y)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.data))
-    return [p.data for p in params], losses
-
-
-def run_mlp_torch(make_opt, steps=100):
-    params = [torch.tensor(w.copy(), requires_grad=True) for w in mlp_init()]
-    x, y = (torch.from_numpy(a) for a in mlp_data())
+def run_mlp(lib, make_opt, steps=100):
+    """Train the MLP with ``lib`` (``minroots`` or ``torch``: the same code runs on both);
+    return the final parameters (NumPy) and the losses."""
+    params = [lib.tensor(w.copy(), requires_grad=True) for w in mlp_init()]
+    x, y = (lib.tensor(a) for a in mlp_data())
     opt = make_opt(params)
     losses = []
     for _ in range(steps):
@@ -122,8 +110,8 @@ def run_mlp_torch(make_opt, steps=100):
 
 @pytest.mark.parametrize(("name", "kwargs"), CONFIGS, ids=IDS)
 def test_mlp_trajectory_matches_torch(name, kwargs):
-    mine, mine_losses = run_mlp_minroots(lambda ps: MINE[name](ps, **kwargs))
-    theirs, their_losses = run_mlp_torch(lambda ps: getattr(torch.optim, name)(ps, **kwargs))
+    mine, mine_losses = run_mlp(minroots, lambda ps: MINE[name](ps, **kwargs))
+    theirs, their_losses = run_mlp(torch, lambda ps: getattr(torch.optim, name)(ps, **kwargs))
     assert mine_losses[-1] < mine_losses[0]  # it trained
     np.testing.assert_allclose(mine_losses, their_losses, rtol=1e-9)
     assert_trajectories_match(mine, theirs)
@@ -137,8 +125,9 @@ def test_mlp_param_groups_match_torch():
         no_decay["lr"] = 0.02
         return [decay, no_decay]
 
-    mine, _ = run_mlp_minroots(lambda ps: AdamW(groups(ps), lr=0.01, betas=(0.9, 0.95)))
-    theirs, _ = run_mlp_torch(
+    mine, _ = run_mlp(minroots, lambda ps: AdamW(groups(ps), lr=0.01, betas=(0.9, 0.95)))
+    theirs, _ = run_mlp(
+        torch,
         lambda ps: torch.optim.AdamW(
             [
                 {"params": [ps[0], ps[2]], "weight_decay": 0.1},
@@ -146,7 +135,7 @@ def test_mlp_param_groups_match_torch():
             ],
             lr=0.01,
             betas=(0.9, 0.95),
-        )
+        ),
     )
     assert_trajectories_match(mine, theirs)
 
