@@ -44,6 +44,16 @@ def quadratic_problem(seed=0, n=6):
     return m @ m.T / n + np.eye(n), rng.standard_normal(n), rng.standard_normal(n)
 
 
+def step_both(a, b, mine, theirs):
+    """One step on the quadratic (gradient ``a x - b``) for ``(p, optimizer)`` of minroots and
+    ``(q, optimizer)`` of torch."""
+    (p, opt), (q, torch_opt) = mine, theirs
+    p.grad = a @ p.data - b
+    q.grad = torch.from_numpy(a @ q.detach().numpy() - b)
+    opt.step()
+    torch_opt.step()
+
+
 @pytest.mark.parametrize(("name", "kwargs"), CONFIGS, ids=IDS)
 def test_quadratic_trajectory_matches_torch(name, kwargs):
     a, b, x0 = quadratic_problem()
@@ -51,10 +61,7 @@ def test_quadratic_trajectory_matches_torch(name, kwargs):
     q = torch.tensor(x0.copy(), requires_grad=True)
     mine, theirs = MINE[name]([p], **kwargs), getattr(torch.optim, name)([q], **kwargs)
     for _ in range(100):
-        p.grad = a @ p.data - b
-        q.grad = torch.from_numpy(a @ q.detach().numpy() - b)
-        mine.step()
-        theirs.step()
+        step_both(a, b, (p, mine), (q, theirs))
         assert_trajectories_match([p.data], [q.detach().numpy()])
     assert not np.allclose(p.data, x0)  # it did move
     assert mine.state_dict()["state"].keys() == theirs.state_dict()["state"].keys()
@@ -148,10 +155,7 @@ def test_float32_trajectory_stays_float32_and_close_to_torch():
     mine = AdamW([p], lr=0.01, weight_decay=0.1)
     theirs = torch.optim.AdamW([q], lr=0.01, weight_decay=0.1)
     for _ in range(50):
-        p.grad = a32 @ p.data - b32
-        q.grad = torch.from_numpy(a32 @ q.detach().numpy() - b32)
-        mine.step()
-        theirs.step()
+        step_both(a32, b32, (p, mine), (q, theirs))
     assert p.data.dtype == np.float32 and mine.state[0]["exp_avg_sq"].dtype == np.float32
     np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-5, atol=1e-6)
 
@@ -175,10 +179,7 @@ def test_state_dict_loaded_from_torch_continues_identically():
     mine = Adam([p], lr=0.5)
     mine.load_state_dict({"state": state, "param_groups": groups})
     for _ in range(20):
-        p.grad = a @ p.data - b
-        q.grad = torch.from_numpy(a @ q.detach().numpy() - b)
-        mine.step()
-        theirs.step()
+        step_both(a, b, (p, mine), (q, theirs))
     assert_trajectories_match([p.data], [q.detach().numpy()])
 
 
