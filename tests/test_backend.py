@@ -1,6 +1,7 @@
 """The array backend: NumPy by default, CuPy on request (GPU tests are marked and skip without one)."""
 
 import ast
+import math
 from pathlib import Path
 
 import numpy as np
@@ -108,8 +109,6 @@ def test_default_dtype_switch():
 
 
 def test_erf_matches_math_erf():
-    import math
-
     x = np.linspace(-4, 4, 101)
     np.testing.assert_allclose(B.erf(x), [math.erf(v) for v in x], rtol=1e-14, atol=1e-15)
 
