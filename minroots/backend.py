@@ -10,6 +10,14 @@ Everything above this module asks it for the array module instead of importing N
 >>> B.current()                                 # after B.use("cupy"), new tensors live on the GPU
 'numpy'
 
+**Device names.** PyTorch calls the two places an array can live ``"cpu"`` and ``"cuda"``; the
+array libraries are ``"numpy"`` and ``"cupy"``. Every ``device=`` argument in minroots
+(``Tensor.to``, ``Module.to``, ``minroots.zeros(..., device=)``, :func:`use`, :func:`rng`) accepts
+either vocabulary, plus ``"gpu"``, through one table, :data:`DEVICES`:
+
+>>> B.backend_name("cuda"), B.device_name("numpy")
+('cupy', 'cpu')
+
 This is the only module that imports CuPy. A default dtype (float32) is kept here too, and one
 seeded random generator per backend (:func:`manual_seed`), so runs are reproducible.
 """
@@ -22,6 +30,9 @@ import os
 import numpy as np
 
 __all__ = [
+    "DEVICES",
+    "backend_name",
+    "device_name",
     "use",
     "current",
     "xp",
@@ -42,6 +53,10 @@ __all__ = [
 
 _INSTALL_HINT = 'install it with `pip install "minroots[gpu]"` (CuPy for CUDA 12) on a machine with an NVIDIA GPU'
 
+#: every accepted device name -> the backend that holds its arrays (the one table of names)
+DEVICES = {"cpu": "numpy", "numpy": "numpy", "cuda": "cupy", "gpu": "cupy", "cupy": "cupy"}
+_DEVICE_OF_BACKEND = {"numpy": "cpu", "cupy": "cuda"}
+
 _state = {"name": "numpy", "dtype": np.dtype(np.float32)}
 _rngs: dict[str, object] = {}
 _seed: list[int] = [0]
@@ -50,7 +65,7 @@ _seed: list[int] = [0]
 def _import_cupy():
     """Return the ``cupy`` module, or raise a RuntimeError that says how to get it."""
     try:
-        import cupy
+        import cupy  # an optional dependency (the "gpu" extra): imported only when asked for
     except ImportError as exc:  # pragma: no cover - depends on the machine
         raise RuntimeError(
             f"the CuPy backend was requested but CuPy is not installed; {_INSTALL_HINT}"
@@ -75,11 +90,25 @@ def cupy_available() -> bool:
     return True
 
 
+def backend_name(device: str, where: str | None = None) -> str:
+    """The backend, ``"numpy"`` or ``"cupy"``, of any name in :data:`DEVICES`; else a ValueError
+    that lists the names (``where``, the function the user called, starts the message)."""
+    if isinstance(device, str) and device in DEVICES:
+        return DEVICES[device]
+    raise ValueError(
+        f"{where + ': ' if where else ''}device must be 'cpu' or 'cuda' (or the backends 'numpy' "
+        f"or 'cupy'; 'gpu' is 'cuda'), got {device!r}"
+    )
+
+
+def device_name(device: str, where: str | None = None) -> str:
+    """PyTorch's name, ``"cpu"`` or ``"cuda"``, of any name in :data:`DEVICES`."""
+    return _DEVICE_OF_BACKEND[backend_name(device, where)]
+
+
 def use(name: str) -> None:
-    """Choose the backend for new arrays: ``"numpy"`` (CPU) or ``"cupy"`` (GPU)."""
-    name = {"cpu": "numpy", "cuda": "cupy", "gpu": "cupy"}.get(name, name)
-    if name not in ("numpy", "cupy"):
-        raise ValueError(f"use: backend must be 'numpy' or 'cupy', got {name!r}")
+    """Choose the backend for new arrays: ``"numpy"``/``"cpu"`` or ``"cupy"``/``"cuda"``."""
+    name = backend_name(name, "use")
     if name == "cupy":
         _import_cupy()
     _state["name"] = name
@@ -90,37 +119,37 @@ def current() -> str:
     return _state["name"]
 
 
-def xp():
-    """The array module of the current backend (``numpy`` or ``cupy``)."""
-    return _import_cupy() if _state["name"] == "cupy" else np
+def xp(device: str | None = None):
+    """The array module (``numpy`` or ``cupy``) of ``device``, or of the current backend."""
+    name = _state["name"] if device is None else backend_name(device)
+    return _import_cupy() if name == "cupy" else np
+
+
+def _is_cupy(x) -> bool:
+    # by the type's module, so that asking never imports CuPy
+    return type(x).__module__.startswith("cupy")
 
 
 def get_array_module(x):
     """The array module that owns ``x`` (NumPy for anything that is not a CuPy array)."""
-    if type(x).__module__.startswith("cupy"):
-        return _import_cupy()
-    return np
+    return _import_cupy() if _is_cupy(x) else np
 
 
 def device_of(x) -> str:
     """``"cuda"`` for a CuPy array, ``"cpu"`` otherwise."""
-    return "cuda" if type(x).__module__.startswith("cupy") else "cpu"
+    return "cuda" if _is_cupy(x) else "cpu"
 
 
 def to_numpy(x) -> np.ndarray:
     """Copy a CuPy array to the host; NumPy arrays and scalars pass through as NumPy arrays."""
-    if type(x).__module__.startswith("cupy"):
-        return x.get()
-    return np.asarray(x)
+    return x.get() if _is_cupy(x) else np.asarray(x)
 
 
 def to_device(x, device: str):
     """Return ``x`` as an array on ``device`` (``"cpu"`` or ``"cuda"``), copying only if needed."""
-    if device in ("cpu", "numpy"):
+    if backend_name(device, "to") == "numpy":
         return to_numpy(x)
-    if device in ("cuda", "gpu", "cupy"):
-        return _import_cupy().asarray(x)
-    raise ValueError(f"to: device must be 'cpu' or 'cuda', got {device!r}")
+    return _import_cupy().asarray(x)
 
 
 def default_dtype() -> np.dtype:
@@ -145,11 +174,11 @@ def manual_seed(seed: int) -> None:
 
 
 def rng(name: str | None = None):
-    """The seeded random generator of a backend (the current one by default).
+    """The seeded random generator of a backend or device (the current backend by default).
 
     NumPy uses ``numpy.random.Generator`` (PCG64); CuPy uses ``cupy.random.Generator``.
     """
-    name = name or _state["name"]
+    name = _state["name"] if name is None else backend_name(name, "rng")
     if name not in _rngs:
         if name == "cupy":
             cupy = _import_cupy()
@@ -166,11 +195,11 @@ def erf(x):
     (exact to double precision, slower).
     """
     if device_of(x) == "cuda":
-        from cupyx.scipy.special import erf as cupy_erf
+        from cupyx.scipy.special import erf as cupy_erf  # optional (CuPy), only on the GPU
 
         return cupy_erf(x)
     try:
-        from scipy.special import erf as scipy_erf
+        from scipy.special import erf as scipy_erf  # optional: SciPy is not a dependency
     except ImportError:
         return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype)
     return scipy_erf(x).astype(x.dtype, copy=False)
@@ -179,7 +208,7 @@ def erf(x):
 def scatter_add(target, index, values) -> None:
     """``target[index] += values``, adding once per occurrence when ``index`` repeats (in place)."""
     if device_of(target) == "cuda":
-        import cupyx
+        import cupyx  # optional (CuPy), only on the GPU
 
         cupyx.scatter_add(target, index, values)
     else:

@@ -1,6 +1,7 @@
 """Argument checks shared by the whole package, with one message style.
 
-Not a chapter of its own: every chapter's code calls it (configs, optimizers, schedules, models,
+Book: chapter 1 ("Arrays and the backend", ``book/01_backend.md``) introduces the message
+style; every chapter's code calls it (configs, optimizers, schedules, models,
 metrics). Tests in ``tests/test_validation.py``.
 
 Every check takes ``where`` (the function or class a user called), ``name`` (the argument) and the
@@ -135,7 +136,9 @@ def multiple_of(where: str, name: str, value: int, divisor_name: str, divisor: i
     ValueError: TransformerConfig: n_embd must be divisible by n_head=3, got 10
     """
     if value % divisor:
-        raise ValueError(f"{where}: {name} must be divisible by {divisor_name}={divisor}, got {value!r}")
+        raise ValueError(
+            f"{where}: {name} must be divisible by {divisor_name}={divisor}, got {value!r}"
+        )
     return value
 
 
@@ -172,7 +175,50 @@ def class_targets(where: str, name: str, targets, logits_shape: tuple):
     return targets
 
 
-__all__ += ["positive_int", "multiple_of", "known_keys", "class_targets"]  # beside them: merges apart
+__all__ += [
+    "positive_int",
+    "multiple_of",
+    "known_keys",
+    "class_targets",
+]  # beside them: merges apart
+
+
+def real_number(where: str, name: str, value, **bounds) -> float:
+    """:func:`real`, except that a value that is no number at all is named as such.
+
+    The optimizers' hyperparameters say so (``lr="0.1"`` is not a number, rather than a number out
+    of range); ``bounds`` are :func:`real`'s keyword arguments.
+
+    >>> real_number("SGD", "lr", "0.1", low=0)
+    Traceback (most recent call last):
+    TypeError: SGD: lr must be a real number, got '0.1' (str)
+    >>> real_number("SGD", "lr", -0.1, low=0)
+    Traceback (most recent call last):
+    ValueError: SGD: lr must be a finite number >= 0, got -0.1
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}: {name} must be a real number, got {value!r} ({describe(value)})")
+    return real(where, name, value, **bounds)
+
+
+def as_value_error(check, where: str, name: str, value, **options):
+    """``check(where, name, value, **options)``, with a refused type raised as a ValueError too.
+
+    For arguments that have always refused every bad value with a ValueError (the learning-rate
+    schedules' fields, ``clip_grad_norm_``'s limits, a checkpoint's step), so that code catching
+    ValueError keeps working. New arguments should let a wrong type be a TypeError.
+
+    >>> as_value_error(integer, "ConstantSchedule", "warmup_steps", 2.5, low=0)
+    Traceback (most recent call last):
+    ValueError: ConstantSchedule: warmup_steps must be an integer >= 0, got 2.5 (float)
+    """
+    try:
+        return check(where, name, value, **options)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
+
+
+__all__ += ["real_number", "as_value_error"]  # kept beside them, so that additions merge apart
 
 
 def did_you_mean(value, options) -> str:
@@ -188,10 +234,14 @@ def one_of(where: str, name: str, value, options):
     if value in options:
         return value
     listed = ", ".join(repr(o) for o in options)
-    raise ValueError(f"{where}: {name} must be one of {listed}, got {value!r}{did_you_mean(value, options)}")
+    raise ValueError(
+        f"{where}: {name} must be one of {listed}, got {value!r}{did_you_mean(value, options)}"
+    )
 
 
-def token_ids(where: str, name: str, ids, *, ndim: int | None = None, vocab_size: int | None = None):
+def token_ids(
+    where: str, name: str, ids, *, ndim: int | None = None, vocab_size: int | None = None
+):
     """Token ids as an integer array (a list, a NumPy/CuPy array or a Tensor's data).
 
     Checks the number of axes when ``ndim`` is given, and that every id lies in
@@ -212,9 +262,13 @@ def token_ids(where: str, name: str, ids, *, ndim: int | None = None, vocab_size
         raise TypeError(f"{where}: {name} must be an integer array, got {describe(ids)}")
     if ndim is not None and ids.ndim != ndim:
         shape = {1: "of shape (T,)", 2: "of shape (B, T)"}.get(ndim, f"with {ndim} axes")
-        raise ValueError(f"{where}: {name} must be an integer array {shape}, got shape {tuple(ids.shape)}")
+        raise ValueError(
+            f"{where}: {name} must be an integer array {shape}, got shape {tuple(ids.shape)}"
+        )
     if ids.dtype.kind not in "iu":
-        if ids.size == 0 and ids.dtype.kind == "f":  # np.asarray([]) is float64: an empty list of ids
+        if (
+            ids.size == 0 and ids.dtype.kind == "f"
+        ):  # np.asarray([]) is float64: an empty list of ids
             ids = ids.astype(np.int64)
         else:
             raise TypeError(f"{where}: {name} must have an integer dtype, got {ids.dtype}")

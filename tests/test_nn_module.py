@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 import minroots
-from minroots.nn import Dropout, Linear, Module, ModuleList, Parameter, Sequential
+from minroots.nn import (
+    Dropout,
+    Linear,
+    Module,
+    ModuleList,
+    Parameter,
+    Sequential,
+    TransformerConfig,
+)
 
 
 class TwoLayer(Module):
@@ -124,6 +132,4 @@ def test_module_before_init_and_missing_attribute():
 
 
 def test_config_dataclass_asdict():
-    from minroots.nn import TransformerConfig
-
     assert dataclasses.asdict(TransformerConfig())["n_embd"] == 128

@@ -488,6 +488,38 @@ def test_gradient_of_the_wrong_shape():
         Adam([p]).step()
 
 
+class SignSGD(Optimizer):
+    """A new optimizer written as the base class asks: its options, its state, its rule."""
+
+    def __init__(self, params, lr=0.1):
+        super().__init__(params, {"lr": lr})
+
+    def _check_group(self, group, where):
+        pass
+
+    def init_state(self, theta, group):
+        return {"step": 0}
+
+    def update(self, theta, grad, state, group):
+        state["step"] += 1
+        theta -= group["lr"] * np.sign(grad)
+
+
+def test_the_base_step_runs_closure_loop_gradients_and_state_for_a_new_rule():
+    a, b = param([1.0, -2.0]), param([3.0])
+    opt = SignSGD([a, b])
+    a.grad = np.array([0.5, -4.0])  # b has no gradient: skipped, and gets no state
+    calls = []
+    assert opt.step(closure=lambda: calls.append("closure") or 7.0) == 7.0 and calls == ["closure"]
+    np.testing.assert_allclose(a.data, [0.9, -1.9], rtol=0, atol=1e-15)
+    assert b.data.tolist() == [3.0] and opt.state == {0: {"step": 1}}
+    opt.step()
+    assert opt.state[0]["step"] == 2  # init_state made the state once; the rule kept it
+    a.grad = np.ones(3)
+    with pytest.raises(ValueError, match=r"SignSGD.step: parameter 0 has shape \(2,\)"):
+        opt.step()
+
+
 def test_base_class_is_exported():
     assert issubclass(AdamW, Optimizer) and issubclass(SGD, Optimizer)
 

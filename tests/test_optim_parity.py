@@ -44,6 +44,16 @@ def quadratic_problem(seed=0, n=6):
     return m @ m.T / n + np.eye(n), rng.standard_normal(n), rng.standard_normal(n)
 
 
+def step_both(a, b, mine, theirs):
+    """One step on the quadratic (gradient ``a x - b``) for ``(p, optimizer)`` of minroots and
+    ``(q, optimizer)`` of torch."""
+    (p, opt), (q, torch_opt) = mine, theirs
+    p.grad = a @ p.data - b
+    q.grad = torch.from_numpy(a @ q.detach().numpy() - b)
+    opt.step()
+    torch_opt.step()
+
+
 @pytest.mark.parametrize(("name", "kwargs"), CONFIGS, ids=IDS)
 def test_quadratic_trajectory_matches_torch(name, kwargs):
     a, b, x0 = quadratic_problem()
@@ -51,10 +61,7 @@ def test_quadratic_trajectory_matches_torch(name, kwargs):
     q = torch.tensor(x0.copy(), requires_grad=True)
     mine, theirs = MINE[name]([p], **kwargs), getattr(torch.optim, name)([q], **kwargs)
     for _ in range(100):
-        p.grad = a @ p.data - b
-        q.grad = torch.from_numpy(a @ q.detach().numpy() - b)
-        mine.step()
-        theirs.step()
+        step_both(a, b, (p, mine), (q, theirs))
         assert_trajectories_match([p.data], [q.detach().numpy()])
     assert not np.allclose(p.data, x0)  # it did move
     assert mine.state_dict()["state"].keys() == theirs.state_dict()["state"].keys()
@@ -92,23 +99,11 @@ def mlp_loss(params, x, y):
     return (d * d).mean()
 
 
-def run_mlp_minroots(make_opt, steps=100):
-    params = [minroots.tensor(w.copy(), requires_grad=True) for w in mlp_init()]
-    x, y = (minroots.tensor(a) for a in mlp_data())
-    opt = make_opt(params)
-    losses = []
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = mlp_loss(params, x, y)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.data))
-    return [p.data for p in params], losses
-
-
-def run_mlp_torch(make_opt, steps=100):
-    params = [torch.tensor(w.copy(), requires_grad=True) for w in mlp_init()]
-    x, y = (torch.from_numpy(a) for a in mlp_data())
+def run_mlp(lib, make_opt, steps=100):
+    """Train the MLP with ``lib`` (``minroots`` or ``torch``: the same code runs on both);
+    return the final parameters (NumPy) and the losses."""
+    params = [lib.tensor(w.copy(), requires_grad=True) for w in mlp_init()]
+    x, y = (lib.tensor(a) for a in mlp_data())
     opt = make_opt(params)
     losses = []
     for _ in range(steps):
@@ -122,8 +117,8 @@ def run_mlp_torch(make_opt, steps=100):
 
 @pytest.mark.parametrize(("name", "kwargs"), CONFIGS, ids=IDS)
 def test_mlp_trajectory_matches_torch(name, kwargs):
-    mine, mine_losses = run_mlp_minroots(lambda ps: MINE[name](ps, **kwargs))
-    theirs, their_losses = run_mlp_torch(lambda ps: getattr(torch.optim, name)(ps, **kwargs))
+    mine, mine_losses = run_mlp(minroots, lambda ps: MINE[name](ps, **kwargs))
+    theirs, their_losses = run_mlp(torch, lambda ps: getattr(torch.optim, name)(ps, **kwargs))
     assert mine_losses[-1] < mine_losses[0]  # it trained
     np.testing.assert_allclose(mine_losses, their_losses, rtol=1e-9)
     assert_trajectories_match(mine, theirs)
@@ -137,8 +132,9 @@ def test_mlp_param_groups_match_torch():
         no_decay["lr"] = 0.02
         return [decay, no_decay]
 
-    mine, _ = run_mlp_minroots(lambda ps: AdamW(groups(ps), lr=0.01, betas=(0.9, 0.95)))
-    theirs, _ = run_mlp_torch(
+    mine, _ = run_mlp(minroots, lambda ps: AdamW(groups(ps), lr=0.01, betas=(0.9, 0.95)))
+    theirs, _ = run_mlp(
+        torch,
         lambda ps: torch.optim.AdamW(
             [
                 {"params": [ps[0], ps[2]], "weight_decay": 0.1},
@@ -146,7 +142,7 @@ def test_mlp_param_groups_match_torch():
             ],
             lr=0.01,
             betas=(0.9, 0.95),
-        )
+        ),
     )
     assert_trajectories_match(mine, theirs)
 
@@ -159,10 +155,7 @@ def test_float32_trajectory_stays_float32_and_close_to_torch():
     mine = AdamW([p], lr=0.01, weight_decay=0.1)
     theirs = torch.optim.AdamW([q], lr=0.01, weight_decay=0.1)
     for _ in range(50):
-        p.grad = a32 @ p.data - b32
-        q.grad = torch.from_numpy(a32 @ q.detach().numpy() - b32)
-        mine.step()
-        theirs.step()
+        step_both(a32, b32, (p, mine), (q, theirs))
     assert p.data.dtype == np.float32 and mine.state[0]["exp_avg_sq"].dtype == np.float32
     np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-5, atol=1e-6)
 
@@ -186,10 +179,7 @@ def test_state_dict_loaded_from_torch_continues_identically():
     mine = Adam([p], lr=0.5)
     mine.load_state_dict({"state": state, "param_groups": groups})
     for _ in range(20):
-        p.grad = a @ p.data - b
-        q.grad = torch.from_numpy(a @ q.detach().numpy() - b)
-        mine.step()
-        theirs.step()
+        step_both(a, b, (p, mine), (q, theirs))
     assert_trajectories_match([p.data], [q.detach().numpy()])
 
 

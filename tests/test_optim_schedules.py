@@ -218,27 +218,25 @@ def torch():
     return pytest.importorskip("torch")
 
 
-def torch_lrs(torch, make_scheduler, n, lr=1.0):
-    """Learning rates torch uses for the first n optimizer steps (after torch's protocol)."""
-    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
-    sched = make_scheduler(opt)
+def lrs(opt, sched, n):
+    """The learning rates of the first n optimizer steps, stepping as torch's protocol says (the
+    scheduler after the optimizer); the same loop drives torch and minroots."""
     out = []
     for _ in range(n):
         out.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
     return out
+
+
+def torch_lrs(torch, make_scheduler, n, lr=1.0):
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    return lrs(opt, make_scheduler(opt), n)
 
 
 def our_lrs(schedule, n, lr=1.0):
     opt = make_opt(lr=lr)
-    sched = LRScheduler(opt, schedule)
-    out = []
-    for _ in range(n):
-        out.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    return out
+    return lrs(opt, LRScheduler(opt, schedule), n)
 
 
 SCHEDULES = [

@@ -26,18 +26,6 @@ def _shape(shape) -> tuple:
     return tuple(shape)
 
 
-def _module(device):
-    if device is None:
-        return B.xp()
-    if device in ("cpu", "numpy"):
-        import numpy
-
-        return numpy
-    if device in ("cuda", "gpu", "cupy"):
-        return B._import_cupy()
-    raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
-
-
 def _dtype(dtype):
     return B.default_dtype() if dtype is None else dtype
 
@@ -45,45 +33,43 @@ def _dtype(dtype):
 def tensor(data, requires_grad: bool = False, dtype=None, device=None) -> Tensor:
     """A tensor holding ``data`` (a number, nested list, NumPy/CuPy array or Tensor)."""
     t = Tensor(data.data if isinstance(data, Tensor) else data, dtype=dtype)
-    if device is not None and t.device != device:
+    if device is not None and t.device != B.device_name(device, "tensor"):
         t = Tensor(B.to_device(t.data, device))
     return t.requires_grad_(requires_grad) if requires_grad else t
 
 
 def zeros(*shape, dtype=None, requires_grad: bool = False, device=None) -> Tensor:
-    return Tensor(_module(device).zeros(_shape(shape), dtype=_dtype(dtype)), requires_grad)
+    return Tensor(B.xp(device).zeros(_shape(shape), dtype=_dtype(dtype)), requires_grad)
 
 
 def ones(*shape, dtype=None, requires_grad: bool = False, device=None) -> Tensor:
-    return Tensor(_module(device).ones(_shape(shape), dtype=_dtype(dtype)), requires_grad)
+    return Tensor(B.xp(device).ones(_shape(shape), dtype=_dtype(dtype)), requires_grad)
 
 
 def empty(*shape, dtype=None, device=None) -> Tensor:
-    return Tensor(_module(device).empty(_shape(shape), dtype=_dtype(dtype)))
+    return Tensor(B.xp(device).empty(_shape(shape), dtype=_dtype(dtype)))
 
 
 def full(shape, fill_value, dtype=None, requires_grad: bool = False, device=None) -> Tensor:
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    return Tensor(_module(device).full(shape, fill_value, dtype=_dtype(dtype)), requires_grad)
+    return Tensor(B.xp(device).full(shape, fill_value, dtype=_dtype(dtype)), requires_grad)
 
 
 def randn(*shape, dtype=None, requires_grad: bool = False, device=None) -> Tensor:
     """Standard normal samples from the seeded generator."""
-    name = None if device is None else ("cupy" if device in ("cuda", "gpu", "cupy") else "numpy")
-    data = B.rng(name).standard_normal(_shape(shape), dtype=_dtype(dtype))
+    data = B.rng(device).standard_normal(_shape(shape), dtype=_dtype(dtype))
     return Tensor(data, requires_grad)
 
 
 def rand(*shape, dtype=None, requires_grad: bool = False, device=None) -> Tensor:
     """Uniform samples in [0, 1) from the seeded generator."""
-    name = None if device is None else ("cupy" if device in ("cuda", "gpu", "cupy") else "numpy")
-    data = B.rng(name).random(_shape(shape), dtype=_dtype(dtype))
+    data = B.rng(device).random(_shape(shape), dtype=_dtype(dtype))
     return Tensor(data, requires_grad)
 
 
 def arange(start, stop=None, step=1, dtype=None, device=None) -> Tensor:
     """Evenly spaced values, as ``numpy.arange`` (integer arguments give an integer tensor)."""
-    xp = _module(device)
+    xp = B.xp(device)
     if stop is None:
         start, stop = 0, start
     return Tensor(xp.arange(start, stop, step, dtype=dtype))

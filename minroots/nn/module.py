@@ -186,8 +186,8 @@ class Module:
         """Move every parameter and buffer to ``device`` (``"cpu"``/``"cuda"``) and/or cast it to a
         floating ``dtype``, in place (the Parameter objects stay the same, so tied weights stay
         tied). Create the optimizer after this call: its state lives where the weights were."""
-        if device is not None and device not in ("cpu", "cuda", "numpy", "cupy", "gpu"):
-            raise ValueError(f"to: device must be 'cpu' or 'cuda', got {device!r}")
+        if device is not None:
+            B.backend_name(device, "to")  # an unknown name fails before anything moves
         if dtype is not None and np.dtype(dtype).kind != "f":
             raise TypeError(f"to: dtype must be a floating dtype, got {dtype!r}")
 
@@ -208,14 +208,18 @@ class Module:
         return self
 
     # ------------------------------------------------------------ state
+    def _persistent_buffers(self) -> Iterator[tuple[str, Module, str]]:
+        """``(full name, owning module, buffer key)`` of every buffer that ``state_dict`` holds."""
+        for name, mod in self.named_modules():
+            for k in mod._buffers:
+                if k not in mod._non_persistent:
+                    yield (f"{name}.{k}" if name else k), mod, k
+
     def state_dict(self) -> dict[str, object]:
         """name -> array for every parameter (a shared one under each name, as PyTorch does) and
         every persistent buffer. The arrays are the live data, not copies."""
         out = {name: p.data for name, p in self._all_named_parameters()}
-        for name, mod in self.named_modules():
-            for k, b in mod._buffers.items():
-                if k not in mod._non_persistent:
-                    out[f"{name}.{k}" if name else k] = b
+        out.update({name: mod._buffers[k] for name, mod, k in self._persistent_buffers()})
         return out
 
     def load_state_dict(self, state_dict, strict: bool = True) -> tuple[list[str], list[str]]:
@@ -230,23 +234,14 @@ class Module:
             raise TypeError(
                 f"load_state_dict: expected a mapping name -> array, got {type(state_dict).__name__}"
             )
-        targets = {}
-        for name, p in self._all_named_parameters():
-            targets[name] = ("param", p)
-        for mname, mod in self.named_modules():
-            for k in mod._buffers:
-                if k not in mod._non_persistent:
-                    targets[f"{mname}.{k}" if mname else k] = ("buffer", (mod, k))
-        missing = [k for k in targets if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in targets]
-        mismatched = []
-        for k, v in state_dict.items():
-            if k in targets:
-                kind, obj = targets[k]
-                have = obj.data.shape if kind == "param" else obj[0]._buffers[obj[1]].shape
-                got = tuple(v.shape)
-                if tuple(have) != got:
-                    mismatched.append(f"{k}: checkpoint {got}, model {tuple(have)}")
+        current = self.state_dict()
+        missing = [k for k in current if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in current]
+        mismatched = [
+            f"{k}: checkpoint {tuple(v.shape)}, model {tuple(current[k].shape)}"
+            for k, v in state_dict.items()
+            if k in current and tuple(v.shape) != tuple(current[k].shape)
+        ]
         if mismatched:
             raise ValueError(
                 f"load_state_dict: shape mismatch for {len(mismatched)} entries: "
@@ -259,18 +254,17 @@ class Module:
             if unexpected:
                 parts.append(f"unexpected keys {unexpected}")
             raise KeyError(f"load_state_dict (strict): {' and '.join(parts)}")
-        for k, v in state_dict.items():
-            if k not in targets:
+        buffers = {name: (mod, k) for name, mod, k in self._persistent_buffers()}
+        for name, v in state_dict.items():
+            if name not in current:
                 continue
-            v = v.data if isinstance(v, Tensor) else v
-            kind, obj = targets[k]
-            if kind == "param":
-                dst = obj.data
-                dst[...] = B.to_device(v, B.device_of(dst)).astype(dst.dtype, copy=False)
-            else:
-                mod, name = obj
-                dst = mod._buffers[name]
-                mod._buffers[name] = B.to_device(v, B.device_of(dst)).astype(dst.dtype, copy=True)
+            dst = current[name]
+            v = B.to_device(v.data if isinstance(v, Tensor) else v, B.device_of(dst))
+            if name in buffers:  # a buffer is rebound to its own copy (never the caller's array)
+                mod, k = buffers[name]
+                mod._buffers[k] = v.astype(dst.dtype, copy=True)
+            else:  # a parameter is written in place: optimizers and tied names keep pointing at it
+                dst[...] = v.astype(dst.dtype, copy=False)
         return missing, unexpected
 
     # ------------------------------------------------------------ printing

@@ -18,7 +18,8 @@ from __future__ import annotations
 import numbers
 
 from minroots import backend as B
-from minroots.optim.optimizer import Optimizer, _check_number
+from minroots.optim.optimizer import Optimizer
+from minroots.validation import boolean, real_number
 
 __all__ = ["Adam", "AdamW"]
 
@@ -87,9 +88,8 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict, where: str) -> None:
-        group["lr"] = _check_number("lr", group["lr"], where)
-        group["eps"] = _check_number("eps", group["eps"], where)
-        group["weight_decay"] = _check_number("weight_decay", group["weight_decay"], where)
+        for key in ("lr", "eps", "weight_decay"):
+            group[key] = real_number(where, key, group[key], low=0)
         betas = group["betas"]
         if (
             isinstance(betas, (str, bytes))
@@ -101,20 +101,24 @@ class Adam(Optimizer):
                 f"{where}: betas must be a pair of numbers (beta1, beta2), got {betas!r}"
             )
         group["betas"] = tuple(
-            _check_number(f"betas[{k}]", b, where, low=0.0, high=1.0, high_open=True)
+            real_number(where, f"betas[{k}]", b, low=0, high=1, high_open=True)
             for k, b in enumerate(betas)
         )
         for flag in ("amsgrad", "decoupled_weight_decay"):
-            if not isinstance(group[flag], bool):
-                raise TypeError(f"{where}: {flag} must be True or False, got {group[flag]!r}")
+            group[flag] = boolean(where, flag, group[flag])
+
+    def init_state(self, theta, group: dict) -> dict:
+        """:math:`t = 0`, :math:`m_0 = v_0 = 0` (and the running maximum of :math:`v` with
+        amsgrad), allocated once, in the parameter's dtype and on its device."""
+        xp = B.get_array_module(theta)
+        state = {"step": 0, "exp_avg": xp.zeros_like(theta), "exp_avg_sq": xp.zeros_like(theta)}
+        if group["amsgrad"]:
+            state["max_exp_avg_sq"] = xp.zeros_like(theta)
+        return state
 
     def update(self, theta, grad, state: dict, group: dict) -> None:
         """One Adam step of one parameter (in place), as the class docstring's formulas say."""
         xp = B.get_array_module(theta)
-        if not state:  # m_0 = v_0 = 0, allocated once
-            state.update(step=0, exp_avg=xp.zeros_like(theta), exp_avg_sq=xp.zeros_like(theta))
-        if group["amsgrad"] and "max_exp_avg_sq" not in state:
-            state["max_exp_avg_sq"] = xp.zeros_like(theta)
         state["step"] += 1
         t = state["step"]
         lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]

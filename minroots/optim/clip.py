@@ -10,10 +10,10 @@ Matches ``torch.nn.utils.clip_grad_norm_``.
 from __future__ import annotations
 
 import math
-import numbers
 
 from minroots import backend as B
-from minroots.optim.optimizer import _describe, _is_parameter
+from minroots.optim.optimizer import _is_parameter
+from minroots.validation import as_value_error, describe, real
 
 __all__ = ["clip_grad_norm_"]
 
@@ -94,16 +94,13 @@ def _checked(parameters, max_norm, norm_type) -> tuple[list, float]:
     except TypeError:
         raise TypeError(
             f"clip_grad_norm_: parameters must be a Tensor or an iterable of Tensors, got "
-            f"{_describe(parameters)}"
+            f"{describe(parameters)}"
         ) from None
     for k, p in enumerate(parameters):
         if not _is_parameter(p):
-            raise TypeError(
-                f"clip_grad_norm_: parameters[{k}] must be a Tensor, got {_describe(p)}"
-            )
-    if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real) or not max_norm >= 0:
-        raise ValueError(f"clip_grad_norm_: max_norm must be a number >= 0, got {max_norm!r}")
-    if isinstance(norm_type, bool) or not isinstance(norm_type, numbers.Real) or not norm_type > 0:
-        raise ValueError(f"clip_grad_norm_: norm_type must be > 0 or inf, got {norm_type!r}")
+            raise TypeError(f"clip_grad_norm_: parameters[{k}] must be a Tensor, got {describe(p)}")
+    where = "clip_grad_norm_"
+    as_value_error(real, where, "max_norm", max_norm, low=0, finite=False)
+    p = as_value_error(real, where, "norm_type", norm_type, low=0, low_open=True, finite=False)
     grads = [q.grad for q in parameters if q.grad is not None]
-    return grads, float(norm_type)
+    return grads, p

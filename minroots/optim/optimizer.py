@@ -1,6 +1,6 @@
 r"""The optimizer base class: parameter groups, per-parameter state, saving and loading.
 
-Book chapter 5, "Optimizers" (``book/05_optimizers.md``).
+Book chapter 5, "Optimizers" (``book/05_optimizers.md``); tests in ``tests/test_optim.py``.
 
 An optimizer turns gradients into parameter updates. Every optimizer in :mod:`minroots.optim`
 shares the bookkeeping in this file, modelled on ``torch.optim.Optimizer``:
@@ -8,11 +8,16 @@ shares the bookkeeping in this file, modelled on ``torch.optim.Optimizer``:
 - **parameter groups**: a list of dicts, each with its own ``"params"`` and hyperparameters
   (``lr``, ``weight_decay``, ...). Passing plain Tensors makes one group; passing dicts lets, e.g.,
   biases and layer-norm gains skip weight decay (:func:`weight_decay_groups`).
+- **the step**: :meth:`Optimizer.step` calls the closure, walks the groups and their parameters,
+  fetches each gradient, creates a parameter's state at its first update
+  (:meth:`Optimizer.init_state`) and keeps it. Each optimizer writes only its rule for one
+  parameter, :meth:`Optimizer.update` (DeZero's ``update_one``).
 - **state**: per-parameter buffers (Adam's :math:`m_t`, :math:`v_t`), keyed by the parameter's
   position in the flattened groups (0, 1, 2, ...), created on the parameter's first update and
   afterwards updated *in place*.
 - **state_dict / load_state_dict**: plain data (numbers, lists, arrays; no pickle), so a checkpoint
-  can be written as JSON + safetensors (:meth:`Optimizer.save_state`).
+  can be written as JSON + safetensors (:meth:`Optimizer.save_state`, through
+  :mod:`minroots.persistence`).
 
 A parameter is a :class:`minroots.Tensor` (anything with ``.data``, a floating NumPy/CuPy array,
 and ``.grad``, an array of the same shape or ``None``). The optimizer writes into ``p.data`` in
@@ -31,13 +36,13 @@ array([0.95, 2.1 ])
 from __future__ import annotations
 
 import json
-import math
-import numbers
 import os
 
 import numpy as np
 
 from minroots import backend as B
+from minroots.persistence import load_arrays, save_arrays, write_json
+from minroots.validation import describe
 
 __all__ = ["Optimizer", "weight_decay_groups", "load_state"]
 
@@ -51,36 +56,17 @@ def _is_parameter(p) -> bool:
     return dtype is not None and shape is not None and np.dtype(dtype).kind == "f"
 
 
-def _describe(x) -> str:
-    """``numpy.ndarray`` style name of ``x``'s type, for error messages."""
-    t = type(x)
-    return t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__name__}"
-
-
-def _check_number(name: str, value, where: str, low=0.0, high=None, high_open=False) -> float:
-    """Validate a real hyperparameter and return it as a Python float (JSON-able, no promotion)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{where}: {name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or (low is not None and value < low):
-        raise ValueError(f"{where}: {name} must be a finite number >= {low}, got {value!r}")
-    if high is not None and (value >= high if high_open else value > high):
-        rel = "<" if high_open else "<="
-        raise ValueError(f"{where}: {name} must be {rel} {high}, got {value!r}")
-    return value
-
-
 class Optimizer:
-    """Base class: holds parameter groups and state; subclasses implement :meth:`update`.
+    """Base class: holds parameter groups and state, and runs the step; subclasses give the rule.
 
     Args:
         params: an iterable of Tensors, or of dicts ``{"params": [...], "lr": ..., ...}``
             (parameter groups; options missing from a group take the optimizer's defaults).
         defaults: the optimizer's hyperparameters, e.g. ``{"lr": 1e-3, "momentum": 0.0}``.
 
-    Subclasses define ``_check_group(group, where)`` (validate and normalise a group's options) and
-    ``update(theta, grad, state, group)``, the rule for one parameter (as DeZero's ``update_one``);
-    :meth:`step` runs it over every parameter that has a gradient.
+    A subclass defines ``_check_group(group, where)`` (validate and normalise a group's options),
+    :meth:`update` (the rule for one parameter, as DeZero's ``update_one``) and, if it keeps
+    buffers, :meth:`init_state`; :meth:`step` does the rest.
     """
 
     #: names of the per-parameter state entries that are arrays (the rest are ints/floats)
@@ -88,18 +74,15 @@ class Optimizer:
 
     def __init__(self, params, defaults: dict):
         name = type(self).__name__
+        expected = "params must be an iterable of Tensors or of parameter-group dicts"
         if _is_parameter(params) or isinstance(params, dict):
             raise TypeError(
-                f"{name}: params must be an iterable of Tensors or of parameter-group dicts, got "
-                f"a single {_describe(params)}; wrap it in a list"
+                f"{name}: {expected}, got a single {describe(params)}; wrap it in a list"
             )
         try:
             params = list(params)
         except TypeError:
-            raise TypeError(
-                f"{name}: params must be an iterable of Tensors or of parameter-group dicts, "
-                f"got {_describe(params)}"
-            ) from None
+            raise TypeError(f"{name}: {expected}, got {describe(params)}") from None
         if not params:
             raise ValueError(
                 f"{name}: params is empty; the optimizer got no parameters to optimize"
@@ -116,10 +99,9 @@ class Optimizer:
 
     def add_param_group(self, group: dict) -> None:
         """Append a parameter group (a dict with ``"params"`` and optional hyperparameters)."""
-        name = type(self).__name__
-        where = f"{name} param_groups[{len(self.param_groups)}]"
+        where = f"{type(self).__name__} param_groups[{len(self.param_groups)}]"
         if not isinstance(group, dict):
-            raise TypeError(f"{where}: expected a dict with a 'params' key, got {_describe(group)}")
+            raise TypeError(f"{where}: expected a dict with a 'params' key, got {describe(group)}")
         if "params" not in group:
             raise ValueError(f"{where}: the dict has no 'params' key")
         params = group["params"]
@@ -130,7 +112,7 @@ class Optimizer:
             if not _is_parameter(p):
                 raise TypeError(
                     f"{where}: params[{j}] must be a Tensor (with .data, a floating array, and "
-                    f".grad), got {_describe(p)}; wrap arrays with minroots.tensor(x, "
+                    f".grad), got {describe(p)}; wrap arrays with minroots.tensor(x, "
                     f"requires_grad=True)"
                 )
         seen = {id(p) for g in self.param_groups for p in g["params"]}
@@ -154,35 +136,47 @@ class Optimizer:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients: ``p.grad = None`` (default, like torch) or fill them with 0."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                if set_to_none:
-                    p.grad = None
-                elif p.grad is not None:
-                    p.grad[...] = 0
+        for _, _, p in self._parameters():
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad[...] = 0
+
+    # -- the step --------------------------------------------------------------------------------
 
     def step(self, closure=None):
         """Update every parameter that has a gradient (in place); returns ``closure()`` if given.
 
-        The loop is the same for every optimizer; each one writes only its rule, :meth:`update`.
+        The same for every optimizer: call the closure (which recomputes the loss and its
+        gradients), then for each parameter of each group fetch its gradient, create its state at
+        its first update (:meth:`init_state`), apply the optimizer's rule (:meth:`update`) and
+        keep the state for the next step.
         """
         loss = closure() if closure is not None else None
         for i, group, p in self._parameters():
             grad = self._grad(i, p)
             if grad is None:
-                continue
-            state = self.state.get(i, {})
+                continue  # the parameter took no part in the loss
+            state = self.state.get(i)
+            if state is None:  # its first update
+                state = self.init_state(p.data, group)
             self.update(p.data, grad, state, group)
             if state:  # an optimizer without buffers (plain SGD) keeps no state
                 self.state[i] = state
         return loss
 
+    def init_state(self, theta, group: dict) -> dict:
+        """The state of a parameter at its first update (Adam: :math:`t = 0`, :math:`m_0 = v_0 =
+        0`), in ``theta``'s dtype and device; none by default."""
+        return {}
+
     def update(self, theta, grad, state: dict, group: dict) -> None:  # pragma: no cover - abstract
         """Change one parameter's array ``theta`` in place, from its gradient ``grad``.
 
-        ``state`` is this parameter's own dict (empty at its first update; what is put in it is kept
-        for the next one) and ``group`` its parameter group's hyperparameters. ``grad`` is
-        ``p.grad`` itself: never change it. ``self._work(theta, n)`` gives ``n`` scratch arrays.
+        ``state`` is this parameter's own dict (made by :meth:`init_state` at its first update;
+        what the rule puts in it is kept for the next one) and ``group`` its parameter group's
+        hyperparameters. ``grad`` is ``p.grad`` itself: never change it. ``self._work(theta, n)``
+        gives ``n`` scratch arrays.
         """
         raise NotImplementedError
 
@@ -223,36 +217,26 @@ class Optimizer:
         state = {}
         for i, entry in self.state.items():
             state[i] = {k: (v.copy() if k in self._array_state else v) for k, v in entry.items()}
+        return {"state": state, "param_groups": self._group_options()}
+
+    def _group_options(self) -> list[dict]:
+        """Each group's hyperparameters (tuples as lists) and its parameters' flat indices."""
         groups, start = [], 0
         for group in self.param_groups:
             g = {k: (list(v) if isinstance(v, tuple) else v) for k, v in group.items()}
             g["params"] = list(range(start, start + len(group["params"])))
             start += len(group["params"])
             groups.append(g)
-        return {"state": state, "param_groups": groups}
+        return groups
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore a :meth:`state_dict` exactly (hyperparameters and buffers, copied into arrays of
         each parameter's dtype and device)."""
-        name = f"{type(self).__name__}.load_state_dict"
-        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
-            raise ValueError(f"{name}: expected a dict with keys 'state' and 'param_groups'")
-        saved = state_dict["param_groups"]
-        if len(saved) != len(self.param_groups):
-            raise ValueError(
-                f"{name}: the state has {len(saved)} parameter groups, this optimizer has "
-                f"{len(self.param_groups)}"
-            )
-        for k, (old, new) in enumerate(zip(self.param_groups, saved, strict=True)):
-            if len(new["params"]) != len(old["params"]):
-                raise ValueError(
-                    f"{name}: parameter group {k} has {len(new['params'])} parameters in the state "
-                    f"but {len(old['params'])} in this optimizer"
-                )
+        where = f"{type(self).__name__}.load_state_dict"
+        saved = self._saved_groups(state_dict, where)
         params = {i: p for i, _, p in self._parameters()}
         # saved flat index -> this optimizer's flat index (groups are matched by position)
-        index = {}
-        start = 0
+        index, start = {}, 0
         for new in saved:
             for offset, s in enumerate(new["params"]):
                 index[int(s)] = start + offset
@@ -260,65 +244,75 @@ class Optimizer:
         state = {}
         for key, entry in state_dict["state"].items():
             if int(key) not in index:
-                raise ValueError(f"{name}: the state has an entry for unknown parameter {key!r}")
+                raise ValueError(f"{where}: the state has an entry for unknown parameter {key!r}")
             i = index[int(key)]
-            p = params[i]
-            xp = B.get_array_module(p.data)
-            unexpected = set(entry) - set(self._array_state) - {"step"}
-            if unexpected:
-                raise ValueError(f"{name}: parameter {i} has unexpected state {sorted(unexpected)}")
-            restored = {}
-            for k, v in entry.items():
-                if k in self._array_state:
-                    if tuple(v.shape) != tuple(p.data.shape):
-                        raise ValueError(
-                            f"{name}: state {k!r} of parameter {i} has shape {tuple(v.shape)}, "
-                            f"the parameter has shape {tuple(p.data.shape)}"
-                        )
-                    arr = xp.empty_like(p.data)
-                    arr[...] = xp.asarray(v)  # a fresh buffer: no aliasing with the caller's
-                    restored[k] = arr
-                else:
-                    restored[k] = int(v)
-            state[i] = restored
+            state[i] = self._restored(entry, params[i], i, where)
         for group, new in zip(self.param_groups, saved, strict=True):
-            options = {k: v for k, v in new.items() if k != "params"}
-            candidate = {**group, **options}
-            self._check_group(candidate, f"{name}: param_groups")
+            candidate = {**group, **{k: v for k, v in new.items() if k != "params"}}
+            self._check_group(candidate, f"{where}: param_groups")
             group.clear()
             group.update(candidate)
         self.state = state
 
+    def _saved_groups(self, state_dict, where: str) -> list[dict]:
+        """The saved ``param_groups``, after checking that they match this optimizer's groups."""
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            raise ValueError(f"{where}: expected a dict with keys 'state' and 'param_groups'")
+        saved = state_dict["param_groups"]
+        if len(saved) != len(self.param_groups):
+            raise ValueError(
+                f"{where}: the state has {len(saved)} parameter groups, this optimizer has "
+                f"{len(self.param_groups)}"
+            )
+        for k, (old, new) in enumerate(zip(self.param_groups, saved, strict=True)):
+            if len(new["params"]) != len(old["params"]):
+                raise ValueError(
+                    f"{where}: parameter group {k} has {len(new['params'])} parameters in the "
+                    f"state but {len(old['params'])} in this optimizer"
+                )
+        return saved
+
+    def _restored(self, entry: dict, p, i: int, where: str) -> dict:
+        """One parameter's saved state, its arrays copied into fresh buffers on ``p``'s device."""
+        unexpected = set(entry) - set(self._array_state) - {"step"}
+        if unexpected:
+            raise ValueError(f"{where}: parameter {i} has unexpected state {sorted(unexpected)}")
+        xp = B.get_array_module(p.data)
+        restored = {}
+        for k, v in entry.items():
+            if k not in self._array_state:
+                restored[k] = int(v)
+                continue
+            if tuple(v.shape) != tuple(p.data.shape):
+                raise ValueError(
+                    f"{where}: state {k!r} of parameter {i} has shape {tuple(v.shape)}, "
+                    f"the parameter has shape {tuple(p.data.shape)}"
+                )
+            arr = xp.empty_like(p.data)
+            arr[...] = xp.asarray(v)  # a fresh buffer: no aliasing with the caller's
+            restored[k] = arr
+        return restored
+
     def save_state(self, path_prefix) -> tuple[str, str]:
         """Write the state to ``<prefix>.json`` (hyperparameters, steps) and
-        ``<prefix>.safetensors`` (buffers, as ``"state.<i>.<name>"``); no pickle.
+        ``<prefix>.safetensors`` (buffers, as ``"state.<i>.<name>"``), each atomically; no pickle.
 
         Returns the two paths. Restore with ``opt.load_state_dict(load_state(prefix))``.
         """
-        sd = self.state_dict()
-        tensors, meta_state = {}, {}
-        for i, entry in sd["state"].items():
-            meta_state[str(i)] = {}
-            for k, v in entry.items():
-                if k in self._array_state:
-                    tensors[f"state.{i}.{k}"] = np.ascontiguousarray(B.to_numpy(v))
-                else:
-                    meta_state[str(i)][k] = v
+        arrays, numbers = {}, {}
+        for i, entry in self.state.items():  # the live buffers: written, never copied
+            numbers[str(i)] = {k: v for k, v in entry.items() if k not in self._array_state}
+            arrays.update({f"state.{i}.{k}": v for k, v in entry.items() if k in self._array_state})
+        prefix = os.fspath(path_prefix)
+        json_path, st_path = f"{prefix}.json", f"{prefix}.safetensors"
+        save_arrays(st_path, arrays)
         meta = {
             "optimizer": type(self).__name__,
             "array_state": list(self._array_state),
-            "state": meta_state,
-            "param_groups": sd["param_groups"],
+            "state": numbers,
+            "param_groups": self._group_options(),
         }
-        json_path, st_path = (
-            f"{os.fspath(path_prefix)}.json",
-            f"{os.fspath(path_prefix)}.safetensors",
-        )
-        from safetensors.numpy import save_file
-
-        save_file(tensors, st_path)
-        with open(json_path, "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=1)
+        write_json(json_path, meta)
         return json_path, st_path
 
     def load_state(self, path_prefix) -> None:
@@ -338,16 +332,12 @@ class Optimizer:
 def load_state(path_prefix) -> dict:
     """Read ``<prefix>.json`` + ``<prefix>.safetensors`` written by :meth:`Optimizer.save_state`
     back into a state dict (arrays come back as NumPy; ``load_state_dict`` moves them)."""
-    from safetensors.numpy import load_file
-
     prefix = os.fspath(path_prefix)
     with open(f"{prefix}.json", encoding="utf-8") as f:
         meta = json.load(f)
-    tensors = load_file(f"{prefix}.safetensors")
-    state = {}
-    for key, entry in meta["state"].items():
-        state[int(key)] = dict(entry)
-    for name, arr in tensors.items():
+    arrays, _ = load_arrays(f"{prefix}.safetensors")
+    state = {int(key): dict(entry) for key, entry in meta["state"].items()}
+    for name, arr in arrays.items():
         _, i, k = name.split(".", 2)
         state.setdefault(int(i), {})[k] = arr
     return {"state": state, "param_groups": meta["param_groups"]}
@@ -368,7 +358,7 @@ def weight_decay_groups(params, weight_decay: float) -> list[dict]:
     for item in params:
         p = item[1] if isinstance(item, tuple) else item
         if not _is_parameter(p):
-            raise TypeError(f"weight_decay_groups: expected Tensors, got {_describe(p)}")
+            raise TypeError(f"weight_decay_groups: expected Tensors, got {describe(p)}")
         (decay if len(p.data.shape) >= 2 else no_decay).append(p)
     groups = []
     if decay:

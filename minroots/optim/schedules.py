@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from dataclasses import dataclass
+
+from minroots.validation import as_value_error, integer, one_of, real
 
 __all__ = [
     "Schedule",
@@ -45,16 +46,13 @@ __all__ = [
 ]
 
 
-def _check_int(name: str, value, where: str, low: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{where}: {name} must be an integer >= {low}, got {value!r}")
-    return int(value)
+# A schedule refuses any bad value with a ValueError (a wrong type too), as it always has.
+def _count(where: str, name: str, value, low: int = 0) -> int:
+    return as_value_error(integer, where, name, value, low=low)
 
 
-def _check_real(name: str, value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
-        raise ValueError(f"{where}: {name} must be a finite number >= 0, got {value!r}")
-    return float(value)
+def _rate(where: str, name: str, value) -> float:
+    return as_value_error(real, where, name, value, low=0)
 
 
 class Schedule:
@@ -73,7 +71,7 @@ class Schedule:
         return {"name": self.name, **dataclasses.asdict(self)}
 
     def _check_step(self, step) -> int:
-        return _check_int("step", step, f"{type(self).__name__}.lr_at")
+        return _count(f"{type(self).__name__}.lr_at", "step", step)
 
     def _warmup(self, lr: float, step: int, warmup_steps: int) -> float:
         r""":math:`\eta\,(s + 1) / (W + 1)`, the linear ramp for :math:`s < W`."""
@@ -95,8 +93,8 @@ class ConstantSchedule(Schedule):
     name = "constant"
 
     def __post_init__(self):
-        _check_real("lr", self.lr, "ConstantSchedule")
-        _check_int("warmup_steps", self.warmup_steps, "ConstantSchedule")
+        _rate("ConstantSchedule", "lr", self.lr)
+        _count("ConstantSchedule", "warmup_steps", self.warmup_steps)
 
     def lr_at(self, step: int) -> float:
         step = self._check_step(step)
@@ -117,10 +115,10 @@ class _WarmupDecay(Schedule):
 
     def __post_init__(self):
         where = type(self).__name__
-        _check_real("lr", self.lr, where)
-        _check_real("min_lr", self.min_lr, where)
-        _check_int("warmup_steps", self.warmup_steps, where)
-        _check_int("total_steps", self.total_steps, where, low=self.warmup_steps + 1)
+        _rate(where, "lr", self.lr)
+        _rate(where, "min_lr", self.min_lr)
+        _count(where, "warmup_steps", self.warmup_steps)
+        _count(where, "total_steps", self.total_steps, low=self.warmup_steps + 1)
         if self.min_lr > self.lr:
             raise ValueError(f"{where}: min_lr must be <= lr, got min_lr={self.min_lr} > {self.lr}")
 
@@ -210,16 +208,16 @@ class InverseSqrtSchedule(Schedule):
     name = "inverse_sqrt"
 
     def __post_init__(self):
-        _check_real("lr", self.lr, "InverseSqrtSchedule")
-        _check_int("warmup_steps", self.warmup_steps, "InverseSqrtSchedule", low=1)
+        _rate("InverseSqrtSchedule", "lr", self.lr)
+        _count("InverseSqrtSchedule", "warmup_steps", self.warmup_steps, low=1)
 
     @classmethod
     def noam(cls, d_model: int, warmup_steps: int = 4000, factor: float = 1.0):
         r"""The paper's parametrisation: peak :math:`\text{factor}\cdot d_{\text{model}}^{-0.5}
         W^{-0.5}` (about 7e-4 for :math:`d_{\text{model}} = 512, W = 4000`)."""
-        _check_int("d_model", d_model, "InverseSqrtSchedule.noam", low=1)
-        _check_int("warmup_steps", warmup_steps, "InverseSqrtSchedule.noam", low=1)
-        _check_real("factor", factor, "InverseSqrtSchedule.noam")
+        _count("InverseSqrtSchedule.noam", "d_model", d_model, low=1)
+        _count("InverseSqrtSchedule.noam", "warmup_steps", warmup_steps, low=1)
+        _rate("InverseSqrtSchedule.noam", "factor", factor)
         return cls(lr=factor * d_model**-0.5 * warmup_steps**-0.5, warmup_steps=warmup_steps)
 
     def lr_at(self, step: int) -> float:
@@ -245,10 +243,7 @@ def get_schedule(name: str, **kwargs) -> Schedule:
     """
     if name == "noam":
         return InverseSqrtSchedule.noam(**kwargs)
-    if name not in _SCHEDULES:
-        raise ValueError(
-            f"get_schedule: name must be one of {sorted([*_SCHEDULES, 'noam'])}, got {name!r}"
-        )
+    one_of("get_schedule", "name", name, sorted([*_SCHEDULES, "noam"]))
     try:
         return _SCHEDULES[name](**kwargs)
     except TypeError as exc:
@@ -328,7 +323,7 @@ class LRScheduler:
                 f"LRScheduler.load_state_dict: the state was saved with schedule {saved}, "
                 f"but this scheduler has {mine}"
             )
-        self.last_step = _check_int("last_step", state_dict["last_step"], "LRScheduler")
+        self.last_step = _count("LRScheduler", "last_step", state_dict["last_step"])
         self._apply()
 
     def __repr__(self) -> str:

@@ -10,7 +10,8 @@ so that steps keep their direction through noise and narrow valleys. The update 
 from __future__ import annotations
 
 from minroots import backend as B
-from minroots.optim.optimizer import Optimizer, _check_number
+from minroots.optim.optimizer import Optimizer
+from minroots.validation import boolean, real_number
 
 __all__ = ["SGD"]
 
@@ -44,7 +45,9 @@ class SGD(Optimizer):
         weight_decay: :math:`\lambda \ge 0` (default 0).
         nesterov: use Nesterov momentum (needs ``momentum > 0`` and ``dampening == 0``).
 
-    State per parameter (with momentum): ``"momentum_buffer"`` (:math:`b_t`).
+    State per parameter (with momentum): ``"momentum_buffer"`` (:math:`b_t`). It has no
+    :meth:`init_state`: :math:`b_1 = g_1` is the rule's first case, so :meth:`update` puts the
+    buffer in the state at the first step (a copy of :math:`g_1`), as torch does.
     """
 
     _array_state = ("momentum_buffer",)
@@ -68,12 +71,10 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict, where: str) -> None:
-        group["lr"] = _check_number("lr", group["lr"], where)
-        group["momentum"] = _check_number("momentum", group["momentum"], where)
-        group["dampening"] = _check_number("dampening", group["dampening"], where, high=1.0)
-        group["weight_decay"] = _check_number("weight_decay", group["weight_decay"], where)
-        if not isinstance(group["nesterov"], bool):
-            raise TypeError(f"{where}: nesterov must be True or False, got {group['nesterov']!r}")
+        for key in ("lr", "momentum", "weight_decay"):
+            group[key] = real_number(where, key, group[key], low=0)
+        group["dampening"] = real_number(where, "dampening", group["dampening"], low=0, high=1)
+        group["nesterov"] = boolean(where, "nesterov", group["nesterov"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(
                 f"{where}: nesterov=True needs momentum > 0 and dampening == 0, got "

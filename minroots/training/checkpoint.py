@@ -39,9 +39,11 @@ import re
 import shutil
 from pathlib import Path
 
-import numpy as np
-
-from minroots import backend as B
+from minroots import nn
+from minroots.autograd import Tensor
+from minroots.persistence import fsync_dir, fsync_file, load_arrays, save_arrays, write_json
+from minroots.tokenizers import load as load_tokenizer_file
+from minroots.validation import as_value_error, integer
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -65,33 +67,6 @@ STATE = "trainer_state.json"
 TOKENIZER = "tokenizer.json"
 
 
-# --- small file-system helpers -------------------------------------------------------------
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename or new file inside ``path`` durable (POSIX; a no-op where unsupported)."""
-    if not hasattr(os, "O_DIRECTORY"):  # pragma: no cover - Windows
-        return
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_json(path: Path, data) -> None:
-    """Write JSON to ``path`` under a temporary name, fsync, rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 # --- weights ----------------------------------------------------------------------------------
 def save_weights(model, folder: str | os.PathLike) -> None:
     """Write ``model``'s weights (and config, when it has one) into ``folder``.
@@ -105,32 +80,22 @@ def save_weights(model, folder: str | os.PathLike) -> None:
     if hasattr(model, "save") and hasattr(model, "config"):
         model.save(folder)
         return
-    from safetensors.numpy import save_file
-
-    arrays, tied, seen = {}, {}, {}
-    for name, arr in model.state_dict().items():
-        arr = getattr(arr, "data", arr)  # a Tensor or an array
-        if id(arr) in seen:
-            tied[name] = seen[id(arr)]
-            continue
-        seen[id(arr)] = name
-        arrays[name] = np.ascontiguousarray(B.to_numpy(arr))
-    save_file(arrays, folder / WEIGHTS, metadata={"format": "np", "tied": json.dumps(tied)})
+    arrays = {k: v.data if isinstance(v, Tensor) else v for k, v in model.state_dict().items()}
+    save_arrays(folder / WEIGHTS, arrays, {"format": "np"}, tied=True)
 
 
 def load_weights(model, folder: str | os.PathLike) -> None:
     """Copy the weights saved in ``folder`` into ``model``, in place (strict: names must match)."""
-    from safetensors import safe_open
-
-    path = Path(folder) / WEIGHTS
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {os.fspath(folder)!r} has no {WEIGHTS}")
-    with safe_open(path, framework="numpy") as f:
-        metadata = f.metadata() or {}
-        arrays = {k: f.get_tensor(k) for k in f.keys()}
-    for alias, name in json.loads(metadata.get("tied", "{}")).items():
-        arrays.setdefault(alias, arrays[name])
+    arrays, _ = load_arrays(_file_in(folder, WEIGHTS))
     model.load_state_dict(arrays)
+
+
+def _file_in(folder, name: str, hint: str = "") -> Path:
+    """``folder / name``, or a FileNotFoundError saying the checkpoint lacks it (and ``hint``)."""
+    path = Path(folder) / name
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {os.fspath(folder)!r} has no {name}{hint}")
+    return path
 
 
 # --- saving -----------------------------------------------------------------------------------
@@ -167,8 +132,7 @@ def save_checkpoint(
     ``state`` is any JSON-able dict (the trainer's step, schedule and RNG states). The previous
     checkpoint of the same step, if any, is replaced; then only the newest ``keep_last`` are kept.
     """
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-        raise ValueError(f"save_checkpoint: step must be an integer >= 0, got {step!r}")
+    step = as_value_error(integer, "save_checkpoint", "step", step, low=0)
     root = Path(out_dir) / CHECKPOINT_DIR
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".tmp-*"):  # left behind by a crash mid-save
@@ -183,9 +147,9 @@ def save_checkpoint(
         if tokenizer is not None and hasattr(tokenizer, "save"):
             tokenizer.save(tmp / TOKENIZER)
         write_json(tmp / STATE, {"format": 1, "step": int(step), **(state or {})})
-        for p in tmp.iterdir():
-            _fsync_file(p)
-        _fsync_dir(tmp)
+        for p in tmp.iterdir():  # the tokenizer's file too, whoever wrote it
+            fsync_file(p)
+        fsync_dir(tmp)
         if final.exists():  # re-saving a step (e.g. after a resume): move the old one aside first
             old = root / f".tmp-old-{final.name}-{os.getpid()}"
             os.replace(final, old)
@@ -193,7 +157,7 @@ def save_checkpoint(
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)  # the commit: the checkpoint now exists, complete
-        _fsync_dir(root)
+        fsync_dir(root)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -230,16 +194,11 @@ def load_checkpoint(path: str | os.PathLike, model=None, optimizer=None) -> dict
     returned dict is ``trainer_state.json`` plus ``"path"`` (the checkpoint folder, a str).
     """
     folder = resolve_checkpoint(path)
-    state_file = folder / STATE
-    if not state_file.is_file():
-        raise FileNotFoundError(f"checkpoint {os.fspath(folder)!r} has no {STATE}")
-    with open(state_file, encoding="utf-8") as f:
-        state = json.load(f)
+    state = json.loads(_file_in(folder, STATE).read_text(encoding="utf-8"))
     if model is not None:
         load_weights(model, folder)
     if optimizer is not None:
-        if not (folder / f"{OPTIMIZER}.json").is_file():
-            raise FileNotFoundError(f"checkpoint {os.fspath(folder)!r} has no optimizer state")
+        _file_in(folder, f"{OPTIMIZER}.json", " (no optimizer state)")
         optimizer.load_state(folder / OPTIMIZER)
     state["path"] = os.fspath(folder)
     return state
@@ -252,16 +211,10 @@ def load_model(path: str | os.PathLike, dtype=None):
     :mod:`minroots.nn`, e.g. ``TransformerModel``.
     """
     folder = resolve_checkpoint(path)
-    cfg_file = folder / MODEL_CONFIG
-    if not cfg_file.is_file():
-        raise FileNotFoundError(
-            f"checkpoint {os.fspath(folder)!r} has no {MODEL_CONFIG}: it was saved from a model "
-            "that is not a minroots model, so it cannot be rebuilt from the files alone"
-        )
-    with open(cfg_file, encoding="utf-8") as f:
-        name = json.load(f).get("minroots_class", "TransformerModel")
-    import minroots.nn as nn
-
+    hint = (": it was saved from a model that is not a minroots model, so it cannot be rebuilt "
+            "from the files alone")  # fmt: skip
+    config = json.loads(_file_in(folder, MODEL_CONFIG, hint).read_text(encoding="utf-8"))
+    name = config.get("minroots_class", "TransformerModel")
     cls = getattr(nn, name, None)
     if cls is None or not hasattr(cls, "load"):
         raise ValueError(f"checkpoint {os.fspath(folder)!r} holds an unknown model class {name!r}")
@@ -270,13 +223,5 @@ def load_model(path: str | os.PathLike, dtype=None):
 
 def load_tokenizer(path: str | os.PathLike):
     """The tokenizer saved with a checkpoint (or a run's latest)."""
-    folder = resolve_checkpoint(path)
-    file = folder / TOKENIZER
-    if not file.is_file():
-        raise FileNotFoundError(
-            f"checkpoint {os.fspath(folder)!r} has no {TOKENIZER} (train with a dataset that has a "
-            "tokenizer, e.g. minroots.data.TextDataset)"
-        )
-    from minroots.tokenizers import load
-
-    return load(file)
+    hint = " (train with a dataset that has a tokenizer, e.g. minroots.data.TextDataset)"
+    return load_tokenizer_file(_file_in(resolve_checkpoint(path), TOKENIZER, hint))
