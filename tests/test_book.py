@@ -2,6 +2,7 @@
 
 import ast
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -138,11 +139,15 @@ def test_book_builds_offline_without_warnings(tmp_path):
     exe = str(beside_python) if beside_python.exists() else shutil.which("jupyter-book")
     if exe is None:
         pytest.skip("jupyter-book is not installed (dev extra)")
+    # MPLBACKEND=Agg (as CI sets it) would reach the notebook kernels and keep plt.show() from
+    # putting any figure in the book; a reader's build has the kernel's inline backend
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
     result = subprocess.run(
         [exe, "build", "-W", "-n", "--keep-going", str(BOOK), "--path-output", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=900,
+        env=env,
     )
     warnings = [line for line in result.stdout.splitlines() if "WARNING" in line or "ERROR" in line]
     assert result.returncode == 0, (
