@@ -1,4 +1,5 @@
-"""Every op, forward and backward, equals PyTorch in float64 (rtol 1e-10), on random inputs.
+"""Every op, forward and backward, equals PyTorch in float64 (rtol 1e-10), on random inputs,
+contiguous or not (permuted and strided, as ``.T`` makes).
 
 Run just these with: ``pytest tests/test_autograd_torch.py -v``.
 """
@@ -8,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from op_cases import CASES
+from strategies import non_contiguous
 
 import minroots as mr
 
@@ -16,10 +18,13 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.parity
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "non-contiguous"])
 @pytest.mark.parametrize("name", sorted(CASES))
 @given(data=st.data())
-def test_forward_and_backward_equal_torch(name, data):
+def test_forward_and_backward_equal_torch(name, layout, data):
     arrays, fn, torch_fn = CASES[name](data.draw)
+    if layout == "non-contiguous":
+        arrays = [data.draw(non_contiguous(a)) for a in arrays]
     ours = [mr.tensor(a, requires_grad=True) for a in arrays]
     theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
 
