@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from op_cases import CASES
-from strategies import non_contiguous
+from op_cases import CASES, LAYOUTS, draw_case
 
 import minroots as mr
 
@@ -18,13 +17,11 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.parity
 
 
-@pytest.mark.parametrize("layout", ["contiguous", "non-contiguous"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("name", sorted(CASES))
 @given(data=st.data())
 def test_forward_and_backward_equal_torch(name, layout, data):
-    arrays, fn, torch_fn = CASES[name](data.draw)
-    if layout == "non-contiguous":
-        arrays = [data.draw(non_contiguous(a)) for a in arrays]
+    arrays, fn, torch_fn = draw_case(name, data.draw, layout)
     ours = [mr.tensor(a, requires_grad=True) for a in arrays]
     theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
 
