@@ -48,6 +48,10 @@ step, before the weights are touched; the checkpoints on disk are the last good 
 ``debug=True`` the forward and backward passes run under
 :func:`minroots.autograd.tensor.detect_anomaly`, which names the first operation that produced the
 bad value.
+
+(This file is longer than the 400 lines the package aims for because it is one class: the loop,
+evaluation and checkpoint/resume share the run's state. What the Trainer needs of a model, what
+divergence is and how gradients accumulate are in modules of their own.)
 """
 
 from __future__ import annotations
