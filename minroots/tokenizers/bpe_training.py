@@ -89,8 +89,8 @@ def reference_train(word_counts: dict[str, int], num_merges: int) -> list[tuple[
     """The slow textbook trainer: re-count every pair before each merge.
 
     ``word_counts`` maps each pre-token to its frequency; returns the merges in order (the
-    k-th creates id ``256 + k``). Same tie rule as :func:`train_merges`: highest count, then the
-    smallest pair.
+    k-th creates id ``256 + k``). Same tie rule as
+    :func:`~minroots.tokenizers.bpe_training.train_merges`: highest count, then the smallest pair.
 
     >>> reference_train({"aaabdaaabac": 1}, 3)     # Wikipedia's example: aa, ab, then aa+ab
     [(97, 97), (97, 98), (256, 257)]

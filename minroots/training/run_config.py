@@ -15,7 +15,7 @@ user's, changed by ``key=value`` overrides::
 >>> run["train"]["max_steps"], run["model"]["n_layer"], run["data"].corpus
 (5, 2, 'shakespeare')
 
-Every table is checked against its dataclass (:func:`minroots.validation.check_fields`): an
+Every table is checked against its dataclass (``minroots.validation.check_fields``): an
 unknown key or a wrong type names the file, the table and the key.
 """
 
@@ -148,11 +148,12 @@ def _merge(run: dict, data: dict, source: str) -> None:
 
 
 def load_run_config(preset: str = "default", config: str | None = None, overrides=()) -> dict:
-    """The four tables of a run: the preset, changed by a TOML file, changed by ``key=value``s.
+    """The four tables of a run: the preset, changed by a TOML file, changed by ``key=value`` items.
 
-    Returns ``{"data": DataSettings, "model": dict, "train": dict, "sample": SampleSettings}``
-    (model and train stay dicts: ``vocab_size`` and ``out_dir`` are filled in later). Unknown
-    tables or keys and wrong types raise with the file and key named.
+    Returns a dict of the four tables: ``"data"`` a :class:`DataSettings`, ``"model"`` and
+    ``"train"`` dicts (``vocab_size`` and ``out_dir`` are filled in later), ``"sample"`` a
+    :class:`SampleSettings`. Unknown tables or keys and wrong types raise with the file and key
+    named.
     """
     run: dict = {name: {} for name in TABLES}
     _merge(run, load_toml(_preset_path(preset)), f"preset {preset!r}")
