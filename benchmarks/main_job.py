@@ -82,11 +82,11 @@ def torch_stepper(run: dict, dataset):
 
 
 def throughput(rounds: int, steps: int) -> None:
-    from minroots.cli import _build_dataset, load_run_config
+    from minroots.training.run_config import build_dataset, load_run_config
 
     run = load_run_config("default")
     block = run["model"]["block_size"]
-    dataset = _build_dataset(run["data"], block, 0)
+    dataset = build_dataset(run["data"], block, 0)
     tokens = run["train"]["batch_size"] * run["train"].get("grad_accum_steps", 1) * block
     contenders = {"minroots": minroots_stepper(run, dataset)}
     try:

@@ -24,7 +24,7 @@ import time
 from collections import Counter
 
 from minroots.tokenizers import BPETokenizer, split
-from minroots.tokenizers.bpe import count_pairs, merge_pair, reference_train
+from minroots.tokenizers.bpe_training import count_pairs, merge_pair, reference_train
 from minroots.tokenizers.cleaning import read_text
 
 

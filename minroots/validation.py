@@ -24,9 +24,12 @@ infinity never passes as a real number unless ``finite=False`` is asked for.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import numbers
+import types
+import typing
 
 import numpy as np
 
@@ -278,3 +281,94 @@ def token_ids(
             bad = low if low < 0 else high
             raise ValueError(f"{where}: {name} must lie in [0, {vocab_size}), got id {bad}")
     return ids
+
+
+# --- a table of values against the fields of a dataclass (configs read from TOML) ---------------
+__all__ += ["check_fields"]
+
+
+def _type_name(hint) -> str:
+    """A reader's name for a type hint: ``int | None`` -> ``'an int or None'``."""
+    names = {int: "an int", float: "a float", str: "a string", bool: "true or false"}
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        return f"a list of {len(typing.get_args(hint))} numbers"
+    if hint is type(None):
+        return "None"
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _coerce(value, hint):
+    """``value`` as the type ``hint`` allows (an int is a valid float), or raise ``TypeError``.
+
+    ``bool`` is never accepted as a number (``True`` would otherwise pass as ``1``).
+    """
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            try:
+                return _coerce(value, arg)
+            except TypeError:
+                continue
+        raise TypeError
+    if hint is type(None):
+        if value is None:
+            return None
+        raise TypeError
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise TypeError
+        return tuple(_coerce(v, a) for v, a in zip(value, args, strict=True))
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError
+        return value
+    if not isinstance(value, hint):
+        raise TypeError
+    return value
+
+
+def check_fields(cls, values: dict, where: str | None = None) -> dict:
+    """Check a dict against the fields of dataclass ``cls``: unknown keys and wrong types raise.
+
+    Returns a new dict with values converted where the type allows it (``1`` -> ``1.0`` for a
+    float field, a TOML list -> a tuple). Used for ``TrainerConfig`` and for the tables of a run
+    (``[data]``, ``[model]``, ``[train]``, ``[sample]``; :mod:`minroots.training.run_config`).
+
+    >>> @dataclasses.dataclass
+    ... class Small:
+    ...     n: int = 1
+    ...     p: float = 0.5
+    >>> check_fields(Small, {"n": 2, "p": 1})
+    {'n': 2, 'p': 1.0}
+    >>> check_fields(Small, {"pp": 0.1})
+    Traceback (most recent call last):
+    ValueError: Small: unknown key 'pp' (did you mean 'p'?); known keys: n, p
+    >>> check_fields(Small, {"n": "2"}, where="[small]")
+    Traceback (most recent call last):
+    TypeError: [small]: n must be an int, got '2' (str)
+    """
+    where = where or cls.__name__
+    if not isinstance(values, dict):
+        raise TypeError(f"{where}: expected a table of key = value pairs, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    out = {}
+    for key, value in values.items():
+        if key not in names:
+            hint = did_you_mean(str(key), names)
+            raise ValueError(f"{where}: unknown key {key!r}{hint}; known keys: {', '.join(names)}")
+        try:
+            out[key] = _coerce(value, hints[key])
+        except TypeError:
+            raise TypeError(
+                f"{where}: {key} must be {_type_name(hints[key])}, got {value!r} "
+                f"({type(value).__name__})"
+            ) from None
+    return out

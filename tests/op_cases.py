@@ -2,14 +2,15 @@
 
 Each case draws its inputs (float64 NumPy arrays) and returns them with the same function written
 for minroots and for PyTorch. ``test_autograd_gradcheck.py`` checks every case against central
-differences; ``test_autograd_torch.py`` checks every case against PyTorch.
+differences; ``test_autograd_torch.py`` checks every case against PyTorch; both in each of the
+:data:`LAYOUTS` (:func:`draw_case`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from hypothesis import strategies as st
-from strategies import arrays, broadcastable_pair, shapes
+from strategies import arrays, broadcastable_pair, non_contiguous, shapes
 
 import minroots as mr
 
@@ -334,3 +335,16 @@ def composite_mlp(draw):
         return -(logits.log_softmax(-1)[:, 0]).mean() + (w1 * w1).sum() * 0.01
 
     return [x, w1, b1, w2], f, f
+
+
+# every case runs on inputs in each memory layout: kernels that assume C order fail the second
+LAYOUTS = ["contiguous", "non-contiguous"]
+
+
+def draw_case(name, draw, layout="contiguous"):
+    """``(inputs, minroots_fn, torch_fn)`` of case ``name``, the inputs laid out as ``layout`` says
+    (``"non-contiguous"``: the same values, with permuted and strided memory)."""
+    arrays, fn, torch_fn = CASES[name](draw)
+    if layout == "non-contiguous":
+        arrays = [draw(non_contiguous(a)) for a in arrays]
+    return arrays, fn, torch_fn

@@ -1,4 +1,9 @@
-"""Shared hypothesis strategies: shapes, broadcastable shape pairs, well-conditioned float64 arrays."""
+"""Shared hypothesis strategies: shapes, broadcastable shape pairs, float64 arrays (contiguous or
+not), text that stresses tokenizers, and sentences over a test's own vocabulary.
+
+Every test module draws from here rather than defining its own copy, so a strategy improved once
+improves every test that uses it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 
+# --- arrays ---------------------------------------------------------------------------------------
 def shapes(min_dims: int = 1, max_dims: int = 3, min_side: int = 1, max_side: int = 4):
     """Small array shapes, e.g. ``(3,)``, ``(2, 4)``, ``(1, 3, 2)``."""
     return hnp.array_shapes(
@@ -30,3 +36,51 @@ def arrays(
     if away_from:
         elements = elements.filter(lambda v: all(abs(v - p) > 0.05 for p in away_from))
     return hnp.arrays(np.float64, shape, elements=elements, unique=unique)
+
+
+@st.composite
+def non_contiguous(draw, array: np.ndarray) -> np.ndarray:
+    """The values of ``array`` in a layout that is not C-contiguous, as views made by ``.T``,
+    ``swapaxes`` or ``x[..., ::2]`` are: its axes in a permuted order in memory (strides not
+    decreasing) and, by chance or when the permutation alone keeps the array contiguous, only
+    every other element of a buffer twice as long. Same shape, dtype and values; strides > 0, so
+    ``torch.tensor`` takes it as it is. Arrays of fewer than two elements are always contiguous
+    and come back unchanged.
+    """
+    if array.size < 2:
+        return array
+    order = draw(st.permutations(range(array.ndim)))
+    first_step = draw(st.sampled_from([1, 2]))
+    for step in (first_step, 2):
+        buffer = np.zeros(array.size * step, dtype=array.dtype)[::step]
+        laid_out = buffer.reshape([array.shape[axis] for axis in order])  # a view of the buffer
+        laid_out[...] = array.transpose(order)
+        out = laid_out.transpose(np.argsort(order))
+        if not out.flags.c_contiguous:
+            return out
+    raise AssertionError("unreachable: a step of 2 is never contiguous")  # pragma: no cover
+
+
+# --- text -----------------------------------------------------------------------------------------
+# Text that stresses tokenizers: emoji (with joiners), CJK, combining marks, whitespace runs,
+# contractions, digits, control characters and strings that look like special tokens.
+TRICKY_TEXT = [
+    "<|endoftext|>", "<|endoftext", "|>", "<|", "'s", "'LL", " ", "   ", "\n", "\n\n", "\r\n",
+    "\t", "🙂", "👨‍👩‍👧", "中文字", "e\u0301", "\u200b", "1234567", "ÀÉÎ", "\x00", "don't",
+    "  \n x",
+]  # fmt: skip
+
+# Any Unicode text, with the tricky pieces above mixed in far more often than chance would.
+unicode_text = st.lists(st.one_of(st.text(), st.sampled_from(TRICKY_TEXT)), max_size=12).map(
+    "".join
+)
+
+
+def sentences(words, max_words: int, separators=(" ", " ", "")):
+    """Strings of up to ``max_words`` of ``words`` (a test's own vocabulary), joined by one of
+    ``separators`` (repeat one to draw it more often; ``""`` glues words together)."""
+    return st.builds(
+        lambda ws, sep: sep.join(ws),
+        st.lists(st.sampled_from(words), max_size=max_words),
+        st.sampled_from(list(separators)),
+    )

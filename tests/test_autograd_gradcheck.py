@@ -1,10 +1,11 @@
-"""Every differentiable op: backward's gradient equals central differences, over every element."""
+"""Every differentiable op: backward's gradient equals central differences, over every element,
+for contiguous inputs and for non-contiguous ones (permuted and strided, as ``.T`` makes)."""
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from op_cases import CASES, TASK_OF_CASE
+from op_cases import CASES, LAYOUTS, TASK_OF_CASE, draw_case
 
 import minroots as mr
 
@@ -16,10 +17,11 @@ PARAMS = [
 ]
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("name", PARAMS)
 @given(data=st.data())
-def test_gradient_equals_central_differences(name, data):
-    arrays, fn, _ = CASES[name](data.draw)
+def test_gradient_equals_central_differences(name, layout, data):
+    arrays, fn, _ = draw_case(name, data.draw, layout)
     inputs = [mr.tensor(a, requires_grad=True) for a in arrays]
     result = mr.gradcheck(fn, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
     assert result, str(result)

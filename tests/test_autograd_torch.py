@@ -1,4 +1,5 @@
-"""Every op, forward and backward, equals PyTorch in float64 (rtol 1e-10), on random inputs.
+"""Every op, forward and backward, equals PyTorch in float64 (rtol 1e-10), on random inputs,
+contiguous or not (permuted and strided, as ``.T`` makes).
 
 Run just these with: ``pytest tests/test_autograd_torch.py -v``.
 """
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from op_cases import CASES
+from op_cases import CASES, LAYOUTS, draw_case
 
 import minroots as mr
 
@@ -16,10 +17,11 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.parity
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("name", sorted(CASES))
 @given(data=st.data())
-def test_forward_and_backward_equal_torch(name, data):
-    arrays, fn, torch_fn = CASES[name](data.draw)
+def test_forward_and_backward_equal_torch(name, layout, data):
+    arrays, fn, torch_fn = draw_case(name, data.draw, layout)
     ours = [mr.tensor(a, requires_grad=True) for a in arrays]
     theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
 

@@ -233,3 +233,12 @@ def test_train_and_generate_with_a_bpe_tokenizer(tmp_path, capsys):
     assert main(["generate", "--checkpoint", "bpe_run", "--prompt", "HAMLET", "--seed", "0",
                  "--max-new-tokens", "10"]) == 0  # fmt: skip
     assert capsys.readouterr().out.startswith("HAMLET")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow in the kernels: the point here
+def test_a_diverging_run_exits_with_status_1_naming_the_step(capsys):
+    args = [*TINY, "--out", "r", "lr=1e12", "clip_norm=none", "warmup=0", "log_interval=0"]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("minroots: training failed: step "), err
+    assert "debug=True" in err and "no checkpoint was saved in r" in err

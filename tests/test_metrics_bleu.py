@@ -10,6 +10,7 @@ import warnings
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import sentences
 
 from minroots.metrics import bleu_tokenizers as bt
 from minroots.metrics.bleu import (
@@ -36,9 +37,7 @@ WORDS = [
     "\t", "-\n", "\n",
 ]  # fmt: skip
 
-words = st.lists(st.sampled_from(WORDS), max_size=12)
-separator = st.sampled_from([" ", " ", " ", "", "  "])
-sentence = st.builds(lambda ws, sep: sep.join(ws), words, separator)
+sentence = sentences(WORDS, max_words=12, separators=[" ", " ", " ", "", "  "])
 
 
 @st.composite

@@ -6,6 +6,7 @@ Book chapter 8, "Evaluation" (``book/08_evaluation.md``).
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import sentences
 
 from minroots.metrics.chrf import char_ngrams, chrf_words, corpus_chrf, sentence_chrf
 
@@ -15,11 +16,7 @@ WORDS = [
     "\t", "  ",
 ]  # fmt: skip
 
-sentence = st.builds(
-    lambda ws, sep: sep.join(ws),
-    st.lists(st.sampled_from(WORDS), max_size=10),
-    st.sampled_from([" ", " ", ""]),
-)
+sentence = sentences(WORDS, max_words=10)
 
 
 @st.composite

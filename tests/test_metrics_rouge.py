@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import sentences
 
 from minroots.metrics.bootstrap import BootstrapAggregator, bootstrap_percentiles
 from minroots.metrics.porter import measure, porter_stem
@@ -26,11 +27,7 @@ WORDS = [
     "café", "naïve", "Kelvin\u212a", "İstanbul", "我", "\n", "\n\n", " \n",
 ]  # fmt: skip
 
-text = st.builds(
-    lambda ws, sep: sep.join(ws),
-    st.lists(st.sampled_from(WORDS), max_size=14),
-    st.sampled_from([" ", " ", ""]),
-)
+text = sentences(WORDS, max_words=14)
 
 
 # --- hand-checkable examples -------------------------------------------------------------------

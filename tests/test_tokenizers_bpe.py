@@ -11,17 +11,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import TRICKY_TEXT, unicode_text
 
 from minroots.tokenizers import BPETokenizer, load, split, train_tokenizer_file
 from minroots.tokenizers.bpe import count_pairs, merge_pair, reference_train
-
-# Text that stresses tokenizers: emoji (with joiners), CJK, combining marks, whitespace runs,
-# contractions, digits, control characters and strings that look like special tokens.
-_TRICKY = [
-    "<|endoftext|>", "<|endoftext", "|>", "<|", "'s", "'LL", " ", "   ", "\n", "\n\n", "\r\n",
-    "\t", "🙂", "👨‍👩‍👧", "中文字", "e\u0301", "\u200b", "1234567", "ÀÉÎ", "\x00", "don't",
-]  # fmt: skip
-unicode_text = st.lists(st.one_of(st.text(), st.sampled_from(_TRICKY)), max_size=12).map("".join)
 
 
 def _docs_text() -> str:
@@ -125,7 +118,7 @@ def _small_tokenizer(pattern):
         tok = BPETokenizer(pattern=pattern)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            tok.train(_docs_text()[:8000] + "".join(_TRICKY) * 3, 400, show_progress=False)
+            tok.train(_docs_text()[:8000] + "".join(TRICKY_TEXT) * 3, 400, show_progress=False)
         _SMALL[pattern] = tok
     return _SMALL[pattern]
 

@@ -10,18 +10,12 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
+from strategies import unicode_text
 
 from minroots.tokenizers import BPETokenizer, load
 from minroots.tokenizers.patterns import GPT2_PATTERN, GPT4_PATTERN
 
 pytestmark = pytest.mark.parity
-
-_TRICKY = [
-    "<|endoftext|>", "<|endoftext", "'s", "'LL", " ", "   ", "\n", "\n\n", "\r\n", "\t", "🙂",
-    "👨‍👩‍👧", "中文字", "e\u0301", "\u200b", "1234567", "ÀÉÎ", "\x00", "don't", "  \n x",
-]  # fmt: skip
-unicode_text = st.lists(st.one_of(st.text(), st.sampled_from(_TRICKY)), max_size=12).map("".join)
 
 
 def _docs_text() -> str:

@@ -12,9 +12,11 @@ from minroots.nn import Module, Parameter, TransformerConfig, TransformerModel
 from minroots.optim import SGD
 from minroots.training import (
     HISTORY_KEYS,
+    DivergenceError,
     EarlyStopping,
     History,
     LambdaCallback,
+    TrainableModel,
     Trainer,
     TrainerConfig,
     list_checkpoints,
@@ -318,3 +320,38 @@ def test_refuses_to_clobber_another_run(tmp_path, dataset):
     Trainer(tiny_model(dataset.vocab_size), dataset, config=cfg2).train()
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000001"]
     assert len((tmp_path / "history.jsonl").read_text().splitlines()) == 1
+
+
+def test_divergence_is_an_error_of_its_own_carrying_the_step_and_the_checkpoint(tmp_path, dataset):
+    cfg = quiet(max_steps=10, save_interval=2, out_dir=str(tmp_path), eval_interval=0, keep_last=5)
+    model = tiny_model(dataset.vocab_size)
+    with pytest.raises(DivergenceError) as info:
+        Trainer(model, dataset, config=cfg, callbacks=[poison_after(3)]).train()
+    error = info.value
+    assert isinstance(error, FloatingPointError)  # code that caught FloatingPointError still does
+    assert error.step == 4 and error.reason.startswith("the training loss is nan")
+    assert error.checkpoint == tmp_path / "checkpoints" / "step-00000002"
+    with pytest.raises(DivergenceError) as info:
+        Trainer(tiny_model(dataset.vocab_size), dataset, config=quiet(),
+                callbacks=[poison_after(1)]).train()  # fmt: skip
+    assert info.value.step == 2 and info.value.checkpoint is None  # out_dir=None: no checkpoint
+
+
+class CallableWithParameters:
+    """Enough for the old Trainer (callable, parameters()), not the protocol: no modes, no state."""
+
+    def __call__(self, x, y):
+        raise AssertionError("never called: the Trainer refuses the model first")
+
+    def parameters(self):
+        return iter(())
+
+
+def test_the_model_protocol_is_checked_once_and_names_what_is_missing(dataset):
+    assert isinstance(tiny_model(dataset.vocab_size), TrainableModel)
+    assert not isinstance(CallableWithParameters(), TrainableModel)
+    missing = "named_parameters, train, eval, to, state_dict, load_state_dict, training"
+    with pytest.raises(TypeError, match=f"got CallableWithParameters, which lacks {missing}$"):
+        Trainer(CallableWithParameters(), dataset)
+    with pytest.raises(TypeError, match="model must be callable as model\\(x, y\\)"):
+        Trainer(object(), dataset)

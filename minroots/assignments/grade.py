@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from minroots import __version__
 from minroots.assignments.manifest import Task, load_tasks
 from minroots.assignments.stubs import (
     CONFTEST,
@@ -97,8 +98,6 @@ def check_copy(directory) -> dict:
         marker = json.loads(marker_path.read_text("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"assignments grade: {marker_path} is damaged ({exc})") from None
-    from minroots import __version__
-
     if not isinstance(marker, dict) or marker.get("format") != FORMAT:
         raise ValueError(f"assignments grade: {marker_path} is not a format-{FORMAT} marker")
     if marker.get("minroots") != __version__:

@@ -20,6 +20,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import minroots
 from minroots.assignments.manifest import Task, load_tasks
 from minroots.assignments.splice import stub_functions
 
@@ -39,8 +40,6 @@ _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest
 
 def package_dir() -> Path:
     """The folder of the imported ``minroots`` package (the reference library)."""
-    import minroots
-
     if minroots.__file__ is None:
         raise RuntimeError(
             f"minroots is imported as a namespace package from {list(minroots.__path__)}: this "
@@ -153,12 +152,9 @@ def make_student_copy(
             path.write_text(stub_functions(path.read_text("utf-8"), qualnames, message), "utf-8")
     stubbed = [tasks[t] for t in chosen]
     (out_dir / "ASSIGNMENT.md").write_text(_guide(stubbed), "utf-8")
-
-    from minroots import __version__
-
     marker = {
         "format": FORMAT,
-        "minroots": __version__,
+        "minroots": minroots.__version__,
         "made": datetime.date.today().isoformat(),
         "tasks": chosen,
         "reference": str(package),

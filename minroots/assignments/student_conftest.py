@@ -142,7 +142,7 @@ def pytest_report_header(config):
 
 
 def pytest_sessionstart(session):
-    import minroots
+    import minroots  # only now: pytest_configure first puts the copy's package in front of others
 
     if not _from_here(minroots):
         raise _usage_error(minroots)

@@ -29,6 +29,7 @@ import os
 import numpy as np
 
 from minroots.data.corpus import load_pairs
+from minroots.tokenizers import CharTokenizer
 
 __all__ = ["pad_sequences", "collate_pairs", "PairDataset"]
 
@@ -116,8 +117,6 @@ class PairDataset:
             if value is not None and value < 2:
                 raise ValueError(f"{name} must be at least 2 (a token and EOS), got {value}")
         if tokenizer is None:
-            from minroots.tokenizers import CharTokenizer
-
             tokenizer = CharTokenizer.from_text([s for p in pairs for s in p])
         self.pairs = pairs
         self.tokenizer = tokenizer

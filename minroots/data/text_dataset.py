@@ -35,6 +35,7 @@ import numpy as np
 
 from minroots.data.cache import cached_encode
 from minroots.data.corpus import corpus_path, list_corpora, load_corpus
+from minroots.tokenizers import CharTokenizer
 
 __all__ = ["TextDataset", "Blocks", "split_point", "split_ranges"]
 
@@ -138,8 +139,6 @@ class TextDataset:
             raise ValueError(f"val_pieces must be a positive int, got {val_pieces!r}")
         self.text = self._resolve(source)
         if tokenizer is None:
-            from minroots.tokenizers import CharTokenizer
-
             tokenizer = CharTokenizer.from_text(self.text)
         self.tokenizer = tokenizer
         self.block_size = int(block_size)

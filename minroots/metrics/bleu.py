@@ -50,6 +50,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
+from minroots import __version__
 from minroots.metrics._inputs import check_hypotheses, check_sentence, segment_references
 from minroots.metrics.bleu_tokenizers import get_tokenizer
 
@@ -281,8 +282,6 @@ def bleu_from_statistics(
 
 def _signature(nrefs, lowercase, effective_order, tokenize, smooth_method, smooth_value) -> str:
     """sacrebleu's reproducibility signature, with minroots' version."""
-    from minroots import __version__
-
     smooth = smooth_method
     default = SMOOTH_METHODS[smooth_method]
     if default is not None:

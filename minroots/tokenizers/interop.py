@@ -11,8 +11,11 @@ U+0100 and above. A space becomes ``"Ġ"`` and a newline ``"Ċ"``, so the GPT-2 
     bytes_to_unicode()[ord(" ")]      # -> 'Ġ'
     token_to_bytes("Ġthe")           # -> b' the'
 
-This module parses the files into plain Python data (``vocab: dict[int, bytes]``, merges as id
-pairs, special tokens); :class:`~minroots.tokenizers.bpe.BPETokenizer` builds itself from that.
+This module turns other libraries' data into plain Python data (``vocab: dict[int, bytes]``,
+merges as id pairs, special tokens, the split pattern) and checks what they require; the
+constructors :meth:`BPETokenizer.from_gpt2_files <minroots.tokenizers.bpe.BPETokenizer.from_gpt2_files>`,
+``from_hf_json`` and ``from_tiktoken_ranks`` build a tokenizer from what it returns, and
+``to_tiktoken_ranks`` gives tiktoken its data back. Tests in ``tests/test_tokenizers_parity.py``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 from functools import lru_cache
+from itertools import pairwise
 
 from minroots.tokenizers.patterns import GPT2_ORIGINAL_PATTERN
 
@@ -29,6 +33,8 @@ __all__ = [
     "bytes_to_token",
     "read_gpt2_files",
     "read_hf_json",
+    "read_tiktoken_ranks",
+    "check_tiktoken_order",
 ]
 
 
@@ -163,3 +169,31 @@ def read_hf_json(path):
     vocab = {i: token_to_bytes(t) for t, i in vocab_ids.items()}
     merges = _parse_merges(model.get("merges") or [], vocab_ids, what)
     return vocab, merges, specials, GPT2_ORIGINAL_PATTERN
+
+
+def read_tiktoken_ranks(mergeable_ranks: dict[bytes, int], pattern: str, special_tokens=None):
+    """tiktoken's data (``encoding._mergeable_ranks``, ``encoding._pat_str``, special tokens) as
+    ``(vocab, merges, specials, pattern)``: a token's rank is its id, and there is no merge list
+    (tiktoken merges two adjacent tokens whenever their concatenation is a token)."""
+    if not isinstance(mergeable_ranks, dict):
+        raise TypeError(f"mergeable_ranks must be a dict, got {type(mergeable_ranks).__name__}")
+    vocab = {i: b for b, i in mergeable_ranks.items()}
+    if len(vocab) != len(mergeable_ranks):
+        raise ValueError("mergeable_ranks: two tokens share a rank")
+    return vocab, [], dict(special_tokens or {}), pattern
+
+
+def check_tiktoken_order(merged_ids) -> None:
+    """tiktoken uses a token's id as its merge rank, so the ids of merged tokens, taken in merge
+    order, must increase (true for tokenizers trained by minroots, GPT-2, and HF byte-level BPE).
+
+    >>> check_tiktoken_order([256, 257, 258])
+    >>> check_tiktoken_order([257, 256])
+    Traceback (most recent call last):
+    ValueError: ids of merged tokens do not follow the merge order, so tiktoken (which merges by id) would merge in a different order
+    """
+    if any(x >= y for x, y in pairwise(merged_ids)):
+        raise ValueError(
+            "ids of merged tokens do not follow the merge order, so tiktoken (which "
+            "merges by id) would merge in a different order"
+        )

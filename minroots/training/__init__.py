@@ -5,10 +5,14 @@ Book chapter 7, "Training" (``book/07_training.md``).
 Read in this order:
 
 - ``config.py``: :class:`TrainerConfig`, every setting of a run, readable from TOML.
+- ``protocols.py``: :class:`TrainableModel`, what the Trainer needs of a model (and of data).
+- ``accumulation.py``: the gradient of a large batch, one micro-batch at a time.
+- ``divergence.py``: :class:`DivergenceError`, raised when the loss or a gradient is not finite.
 - ``history.py``: :class:`History`, the ``history.jsonl`` records and the loss-curve PNG.
 - ``checkpoint.py``: atomic checkpoints (safetensors + JSON, no pickle), keep the last K.
 - ``callbacks.py``: hooks to plot, print or stop early (:class:`EarlyStopping`).
 - ``trainer.py``: :class:`Trainer`, the loop that ties them together, with exact resume.
+- ``run_config.py``: the four TOML tables of a ``minroots train`` run (data, model, train, sample).
 
 >>> from minroots import Trainer, TransformerModel
 >>> model = TransformerModel(vocab_size=76, block_size=16, n_layer=1, n_embd=16)
@@ -29,12 +33,16 @@ from minroots.training.checkpoint import (
     save_checkpoint,
 )
 from minroots.training.config import TrainerConfig, load_toml
+from minroots.training.divergence import DivergenceError
 from minroots.training.history import HISTORY_KEYS, History
+from minroots.training.protocols import TrainableModel
 from minroots.training.trainer import Trainer
 
 __all__ = [
     "Trainer",
     "TrainerConfig",
+    "TrainableModel",
+    "DivergenceError",
     "load_toml",
     "History",
     "HISTORY_KEYS",

@@ -33,12 +33,9 @@ Effective batch: each optimizer update sees ``batch_size * grad_accum_steps`` se
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
 import sys
-import types
-import typing
 from dataclasses import dataclass
 
 if sys.version_info >= (3, 11):
@@ -46,7 +43,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["TrainerConfig", "load_toml", "check_fields", "SCHEDULES", "DEVICES"]
+from minroots.validation import check_fields
+
+__all__ = ["TrainerConfig", "load_toml", "SCHEDULES", "DEVICES"]
 
 SCHEDULES = ("cosine", "linear", "constant", "inverse_sqrt")
 DEVICES = ("cpu", "cuda", "auto")
@@ -73,85 +72,6 @@ def load_toml(path: str | os.PathLike) -> dict:
             return tomllib.load(f)
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"config file {path!r} is not valid TOML: {exc}") from None
-
-
-def _type_name(hint) -> str:
-    """A reader's name for a type hint: ``int | None`` -> ``'an int or None'``."""
-    names = {int: "an int", float: "a float", str: "a string", bool: "true or false"}
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(hint))
-    if typing.get_origin(hint) is tuple:
-        return f"a list of {len(typing.get_args(hint))} numbers"
-    if hint is type(None):
-        return "None"
-    return names.get(hint, getattr(hint, "__name__", str(hint)))
-
-
-def _coerce(value, hint):
-    """``value`` as the type ``hint`` allows (an int is a valid float), or raise ``TypeError``.
-
-    ``bool`` is never accepted as a number (``True`` would otherwise pass as ``1``).
-    """
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(hint):
-            try:
-                return _coerce(value, arg)
-            except TypeError:
-                continue
-        raise TypeError
-    if hint is type(None):
-        if value is None:
-            return None
-        raise TypeError
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise TypeError
-        return tuple(_coerce(v, a) for v, a in zip(value, args, strict=True))
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError
-        return float(value)
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError
-        return value
-    if not isinstance(value, hint):
-        raise TypeError
-    return value
-
-
-def check_fields(cls, values: dict, where: str | None = None) -> dict:
-    """Check a dict against the fields of dataclass ``cls``: unknown keys and wrong types raise.
-
-    Returns a new dict with values converted where the type allows it (``1`` -> ``1.0`` for a
-    float field, a TOML list -> a tuple). Used for ``TrainerConfig`` and for the other tables of
-    a CLI preset (``[model]``, ``[data]``).
-
-    >>> check_fields(TrainerConfig, {"lrr": 0.1})
-    Traceback (most recent call last):
-    ValueError: TrainerConfig: unknown key 'lrr' (did you mean 'lr'?); known keys: ...
-    """
-    where = where or cls.__name__
-    if not isinstance(values, dict):
-        raise TypeError(f"{where}: expected a table of key = value pairs, got {values!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    out = {}
-    for key, value in values.items():
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"{where}: unknown key {key!r}{hint}; known keys: {', '.join(names)}")
-        try:
-            out[key] = _coerce(value, hints[key])
-        except TypeError:
-            raise TypeError(
-                f"{where}: {key} must be {_type_name(hints[key])}, got {value!r} "
-                f"({type(value).__name__})"
-            ) from None
-    return out
 
 
 @dataclass

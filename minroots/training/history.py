@@ -109,6 +109,8 @@ class History(list):
 
     def plot(self, path: str | os.PathLike, title: str = "minroots training") -> None:
         """Draw train and validation loss against the step into a PNG file (atomically)."""
+        # imported here: matplotlib takes about a second to import, and most uses of the package
+        # (and of a History) never draw
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 

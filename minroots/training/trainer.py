@@ -36,11 +36,22 @@ losses of a run that never stopped. Evaluation draws its batches from a fresh ge
 by ``(seed, 1)``: the same validation batches at every evaluation, and none of the training
 randomness is consumed.
 
+**What the Trainer needs** of its model and its data is written down once, as protocols, in
+:mod:`minroots.training.protocols` (:class:`~minroots.training.protocols.TrainableModel`: called as
+``model(x, y)`` returning ``(logits, loss)``, ``parameters()``, ``named_parameters()``,
+``train()``/``eval()``, ``to()``, ``state_dict()``/``load_state_dict()``); it is checked once, in
+``__init__``.
+
 **Failure.** A loss or gradient that is NaN or infinite stops training with a
-``FloatingPointError`` naming the step, before the weights are touched; the checkpoints on disk
-are the last good ones. With ``debug=True`` the forward and backward passes run under
+:class:`~minroots.training.divergence.DivergenceError` (a ``FloatingPointError``) carrying the
+step, before the weights are touched; the checkpoints on disk are the last good ones. With
+``debug=True`` the forward and backward passes run under
 :func:`minroots.autograd.tensor.detect_anomaly`, which names the first operation that produced the
 bad value.
+
+(This file is longer than the 400 lines the package aims for because it is one class: the loop,
+evaluation and checkpoint/resume share the run's state. What the Trainer needs of a model, what
+divergence is and how gradients accumulate are in modules of their own.)
 """
 
 from __future__ import annotations
@@ -53,8 +64,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from minroots import backend as B
+from minroots.autograd import detect_anomaly, no_grad
+from minroots.data import DataLoader
+from minroots.optim import AdamW, LRScheduler, clip_grad_norm_, get_schedule, weight_decay_groups
 from minroots.training.accumulation import accumulate_gradients, loss_of
 from minroots.training.checkpoint import (
     CHECKPOINT_DIR,
@@ -65,9 +80,11 @@ from minroots.training.checkpoint import (
     write_json,
 )
 from minroots.training.config import TrainerConfig
+from minroots.training.divergence import DivergenceError, non_finite_gradients
 from minroots.training.history import History
+from minroots.training.protocols import BatchDataset, as_dataset, check_fits, check_model
 
-__all__ = ["Trainer", "HISTORY_FILE", "LOSS_CURVE_FILE", "CONFIG_FILE"]
+__all__ = ["Trainer", "DivergenceError", "HISTORY_FILE", "LOSS_CURVE_FILE", "CONFIG_FILE"]
 
 HISTORY_FILE = "history.jsonl"
 LOSS_CURVE_FILE = "loss_curve.png"
@@ -75,51 +92,12 @@ CONFIG_FILE = "trainer_config.json"
 _HOOKS = ("on_step_end", "on_evaluate", "on_save")
 
 
-def _as_dataset(dataset, model, seed: int, name: str):
-    """A dataset object from what the user passed: text, a corpus name or path, or a dataset."""
-    if isinstance(dataset, (str, os.PathLike)):
-        block_size = getattr(getattr(model, "config", None), "block_size", None)
-        if block_size is None:
-            raise ValueError(
-                f"Trainer: {name} is text or a path, which needs the model's config.block_size "
-                "to cut it into blocks; pass a minroots.data.TextDataset instead"
-            )
-        from minroots.data import TextDataset
-
-        return TextDataset(dataset, block_size=block_size, seed=seed)
-    if hasattr(dataset, "get_batch") or (
-        hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")
-    ):
-        return dataset
-    raise TypeError(
-        f"Trainer: {name} must be text, a corpus name, a path, or a dataset with get_batch() or "
-        f"len() and [i] (e.g. minroots.data.TextDataset), got {type(dataset).__name__}"
-    )
-
-
-def _check_fits(dataset, model, name: str) -> None:
-    """The dataset's vocabulary and block size must fit the model's."""
-    config = getattr(model, "config", None)
-    ds_vocab, vocab = getattr(dataset, "vocab_size", None), getattr(config, "vocab_size", None)
-    if isinstance(ds_vocab, int) and isinstance(vocab, int) and ds_vocab > vocab:
-        raise ValueError(
-            f"Trainer: the {name} has {ds_vocab} token ids but the model's vocab_size is {vocab}; "
-            f"build the model with vocab_size={ds_vocab}"
-        )
-    ds_block, block = getattr(dataset, "block_size", None), getattr(config, "block_size", None)
-    if isinstance(ds_block, int) and isinstance(block, int) and ds_block > block:
-        raise ValueError(
-            f"Trainer: the {name} serves blocks of {ds_block} tokens but the model's block_size "
-            f"is {block}"
-        )
-
-
 class Trainer:
     """Train a language model on a dataset: batches, updates, evaluation, history, checkpoints.
 
     Args:
-        model: called as ``model(x, y)`` with int arrays ``(B, T)``; returns ``(logits, loss)``.
-            Needs ``parameters()`` (and ``state_dict()``/``load_state_dict()`` for checkpoints).
+        model: a :class:`~minroots.training.protocols.TrainableModel` (any ``minroots.nn.Module``
+            whose ``model(x, y)``, with int arrays ``(B, T)``, returns ``(logits, loss)``).
         dataset: a :class:`minroots.data.TextDataset` (or anything with
             ``get_batch(split, batch_size, rng)``; or a sequence of ``(x, y)`` examples), or text,
             a bundled corpus name or a file path, which becomes a ``TextDataset`` with the model's
@@ -154,22 +132,17 @@ class Trainer:
         if overrides:
             config = config.replace(**overrides)
         self.config = cfg = config
-        if not callable(model) or not hasattr(model, "parameters"):
-            raise TypeError(
-                "Trainer: model must be callable as model(x, y) and have parameters(), got "
-                f"{type(model).__name__}"
-            )
-        self.model = model
+        self.model = check_model(model)
         self._setup_device()
-        self.dataset = _as_dataset(dataset, model, cfg.seed, "dataset")
+        self.dataset = as_dataset(dataset, model, cfg.seed, "dataset")
         self.eval_dataset = (
             None
             if eval_dataset is None
-            else _as_dataset(eval_dataset, model, cfg.seed, "eval_dataset")
+            else as_dataset(eval_dataset, model, cfg.seed, "eval_dataset")
         )
-        _check_fits(self.dataset, model, "dataset")
+        check_fits(self.dataset, model, "dataset")
         if self.eval_dataset is not None:
-            _check_fits(self.eval_dataset, model, "eval_dataset")
+            check_fits(self.eval_dataset, model, "eval_dataset")
         self.tokenizer = getattr(self.dataset, "tokenizer", None)
 
         self.callbacks = list(callbacks)
@@ -182,9 +155,7 @@ class Trainer:
         # Batches: random blocks from get_batch (nanoGPT's way), or a DataLoader for epochs.
         self._data_rng = np.random.default_rng(cfg.seed)
         self.loader = None
-        if cfg.epochs is not None or not hasattr(self.dataset, "get_batch"):
-            from minroots.data import DataLoader
-
+        if cfg.epochs is not None or not isinstance(self.dataset, BatchDataset):
             self.loader = DataLoader(
                 self.dataset, batch_size=self.sequences_per_step, shuffle=True, seed=cfg.seed,
                 drop_last=True,
@@ -192,8 +163,6 @@ class Trainer:
         self.total_steps = cfg.max_steps if cfg.epochs is None else cfg.epochs * len(self.loader)
 
         self.optimizer = optimizer if optimizer is not None else self._default_optimizer()
-        from minroots.optim import LRScheduler
-
         self.scheduler = LRScheduler(self.optimizer, self._schedule())
         self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
 
@@ -215,25 +184,17 @@ class Trainer:
             device = "cuda" if B.cupy_available() else "cpu"
         B.use("cupy" if device == "cuda" else "numpy")
         first = next(iter(self.model.parameters()), None)
-        if first is not None and B.device_of(first.data) != device and hasattr(self.model, "to"):
+        if first is not None and B.device_of(first.data) != device:
             self.model.to(device)  # before the optimizer is built: it keeps the same Parameters
         self.device = device
 
     def _default_optimizer(self):
-        from minroots.optim import AdamW, weight_decay_groups
-
         cfg = self.config
-        params = (
-            self.model.named_parameters() if hasattr(self.model, "named_parameters")
-            else self.model.parameters()
-        )  # fmt: skip
-        groups = weight_decay_groups(params, cfg.weight_decay)
+        groups = weight_decay_groups(self.model.named_parameters(), cfg.weight_decay)
         return AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
 
     def _schedule(self):
         """The learning-rate schedule of the config, over ``total_steps`` updates."""
-        from minroots.optim import get_schedule
-
         cfg = self.config
         if cfg.schedule in ("cosine", "linear"):
             warmup = min(cfg.warmup, self.total_steps - 1)
@@ -254,59 +215,42 @@ class Trainer:
         return x, y
 
     def _bad_gradients(self) -> list[str]:
-        """Names (or indices) of parameters whose gradient holds NaN or infinity."""
-        names = {}
-        if hasattr(self.model, "named_parameters"):
-            names = {id(p): n for n, p in self.model.named_parameters()}
-        bad = []
-        for i, p in enumerate(self.params):
-            if p.grad is not None and not bool(B.get_array_module(p.grad).isfinite(p.grad).all()):
-                bad.append(names.get(id(p), f"parameter {i}"))
-        return bad
+        """Names (or indices) of the optimizer's parameters whose gradient is not finite."""
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        return non_finite_gradients((names.get(id(p), f"parameter {i}"), p)
+                                    for i, p in enumerate(self.params))  # fmt: skip
 
     def last_checkpoint(self) -> Path | None:
         """The newest complete checkpoint folder in ``out_dir`` (``None`` if none or no out_dir)."""
         return latest_checkpoint(self.out_dir) if self.out_dir is not None else None
 
-    def _fail(self, message: str):
+    def _diverged(self, step: int, reason: str) -> DivergenceError:
+        """The error that stops training at ``step``; the gradients are cleared, nothing updated."""
         self.optimizer.zero_grad()
-        hint = "" if self.config.debug else " (train with debug=True to name the first operation)"
-        last = self.last_checkpoint()
-        if last is not None:
-            where = f"; the last good checkpoint is kept: {last}"
-        elif self.out_dir is not None:
-            where = f"; no checkpoint was saved in {self.out_dir} before this step"
-        else:
-            where = ""
-        raise FloatingPointError(f"{message}{hint}{where}")
+        return DivergenceError(step, reason, checkpoint=self.last_checkpoint(),
+                               out_dir=self.out_dir, debug=self.config.debug)  # fmt: skip
 
     def train_step(self) -> tuple[float, float]:
         """One optimizer update; returns ``(loss, lr)``: the mean micro-batch loss and the rate used.
 
-        Raises ``FloatingPointError`` naming the step when the loss or a gradient is not finite.
+        Raises :class:`DivergenceError` (naming the step) when the loss or a gradient is not finite.
         """
         cfg, m = self.config, self.config.grad_accum_steps
         n = self.step + 1  # the 1-based number of this update, as people count steps
         lr = self.scheduler.get_last_lr()[0]
         x, y = self.next_batch()  # (m b, T) each
         x, y = self._to_device(x), self._to_device(y)
-        anomaly = contextlib.nullcontext()
-        if cfg.debug:
-            from minroots.autograd import detect_anomaly
-
-            anomaly = detect_anomaly()
+        anomaly = detect_anomaly() if cfg.debug else contextlib.nullcontext()
         try:
             with anomaly:
                 loss = accumulate_gradients(self.model, x, y, m)  # (m b, T) in m micro-batches
-        except FloatingPointError as exc:
-            self._fail(f"step {n}: {exc}")
-        from minroots.optim import clip_grad_norm_
-
+        except FloatingPointError as exc:  # a non-finite loss, or (debug) the operation making one
+            raise self._diverged(n, str(exc)) from exc
         norm = clip_grad_norm_(self.params, cfg.clip_norm if cfg.clip_norm else math.inf)
         if not math.isfinite(norm):
             bad = self._bad_gradients()
             shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
-            self._fail(f"step {n}: the gradient norm is {norm}; non-finite gradients in {shown}")
+            raise self._diverged(n, f"the gradient norm is {norm}; non-finite gradients in {shown}")
         self.optimizer.step()
         self.optimizer.zero_grad()
         self.scheduler.step()
@@ -318,7 +262,7 @@ class Trainer:
     def _eval_batches(self):
         cfg = self.config
         source = self.eval_dataset if self.eval_dataset is not None else self.dataset
-        if hasattr(source, "get_batch"):
+        if isinstance(source, BatchDataset):
             split = "val"
             if source is self.eval_dataset:  # a separate set: its val split, if it has one
                 val = source.split("val") if hasattr(source, "split") else ()
@@ -327,8 +271,6 @@ class Trainer:
             for _ in range(cfg.eval_steps):
                 yield source.get_batch(split, cfg.batch_size, rng)
         else:
-            from minroots.data import DataLoader
-
             loader = DataLoader(source, batch_size=cfg.batch_size, shuffle=False)
             for k, batch in enumerate(loader):
                 if k == cfg.eval_steps:
@@ -340,11 +282,8 @@ class Trainer:
 
         Runs with the model in eval mode (no dropout) and under ``no_grad`` (no graph kept).
         """
-        from minroots.autograd import no_grad
-
-        was_training = getattr(self.model, "training", True)
-        if hasattr(self.model, "eval"):
-            self.model.eval()
+        was_training = self.model.training
+        self.model.eval()
         losses = []
         try:
             with no_grad():
@@ -352,7 +291,7 @@ class Trainer:
                     loss = loss_of(self.model(self._to_device(x), self._to_device(y)))
                     losses.append(float(loss.data))
         finally:
-            if was_training and hasattr(self.model, "train"):
+            if was_training:
                 self.model.train()
         if not losses:
             raise ValueError("Trainer.evaluate: the evaluation data gave no batches")
@@ -466,13 +405,10 @@ class Trainer:
         Writes ``history.jsonl``, ``loss_curve.png`` (at each evaluation) and checkpoints
         (every ``save_interval`` steps and at the end) into ``out_dir``.
         """
-        from tqdm.auto import tqdm
-
         cfg = self.config
         if self.out_dir is not None:
             self._prepare_out_dir()
-        if hasattr(self.model, "train"):
-            self.model.train()
+        self.model.train()
         self.should_stop = False
         bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step",
                    disable=cfg.log_interval == 0, dynamic_ncols=True)  # fmt: skip

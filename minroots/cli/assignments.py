@@ -1,24 +1,24 @@
 """``minroots assignments list|make|grade``: the command-line side of the course assignments.
 
-Book chapter "Exercises and assignments" (``book/assignments.md``).
+Book chapter "Exercises and assignments" (``book/assignments.md``); tests in
+``tests/test_assignments.py``.
+
+::
+
+    minroots assignments list
+    minroots assignments make --out student/ [--only 6.1 6.2]
+    minroots assignments grade student/ [--json scores.json]
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from minroots.assignments import load_tasks, make_student_copy
+from minroots.assignments.grade import format_table, grade, to_json
+from minroots.cli.arguments import positive_float, positive_int
+
 __all__ = ["register"]
-
-
-def _positive(kind):
-    def parse(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise ValueError(text)
-        return value
-
-    parse.__name__ = f"positive {kind.__name__}"
-    return parse
 
 
 def register(subparsers) -> None:
@@ -32,7 +32,7 @@ def register(subparsers) -> None:
 
     ls = sub.add_parser("list", help="list the tasks, chapter by chapter",
                         description="List every task: its id, chapter, points and functions.")  # fmt: skip
-    ls.set_defaults(func=_list)
+    ls.set_defaults(func=run_list)
 
     make = sub.add_parser("make", help="copy minroots with the tasks' functions stubbed out",
                           description="Write a self-contained student copy (package, tests, "
@@ -41,27 +41,27 @@ def register(subparsers) -> None:
     make.add_argument("--out", required=True, type=Path, metavar="DIR",
                       help="folder for the student copy (must not exist yet)")  # fmt: skip
     make.add_argument("--only", nargs="+", metavar="TASK", help="task ids to stub (default: all)")
-    make.set_defaults(func=_make)
+    make.set_defaults(func=run_make)
 
-    grade = sub.add_parser("grade", help="run each task's tests in a student copy and score them",
-                           description="Grade a student copy: each task's tests run on their own "
-                           "in a subprocess with a time and a memory limit.")  # fmt: skip
-    grade.add_argument("directory", type=Path, help="a student copy made by `assignments make`")
-    grade.add_argument("--only", nargs="+", metavar="TASK", help="task ids to grade (default: all)")
-    grade.add_argument("--timeout", type=_positive(float), default=60, metavar="S",
-                       help="seconds allowed per test (%(default)s)")  # fmt: skip
-    grade.add_argument("--memory-mb", type=_positive(int), default=4096, metavar="MB",
-                       help="memory limit of each test process in MiB (%(default)s)")  # fmt: skip
-    grade.add_argument("--jobs", type=_positive(int), default=None, metavar="N",
-                       help="tasks graded at once (default: the number of CPUs)")  # fmt: skip
-    grade.add_argument("--json", type=Path, metavar="FILE",
-                       help="also write the scores, with every test's outcome, as JSON")  # fmt: skip
-    grade.set_defaults(func=_grade)
+    grade_ = sub.add_parser("grade", help="run each task's tests in a student copy and score "
+                            "them", description="Grade a student copy: each task's tests run on "
+                            "their own in a subprocess with a time and a memory limit.")  # fmt: skip
+    grade_.add_argument("directory", type=Path, help="a student copy made by `assignments make`")
+    grade_.add_argument("--only", nargs="+", metavar="TASK", help="task ids to grade (default: "
+                        "all)")  # fmt: skip
+    grade_.add_argument("--timeout", type=positive_float, default=60, metavar="S",
+                        help="seconds allowed per test (%(default)s)")  # fmt: skip
+    grade_.add_argument("--memory-mb", type=positive_int, default=4096, metavar="MB",
+                        help="memory limit of each test process in MiB (%(default)s)")  # fmt: skip
+    grade_.add_argument("--jobs", type=positive_int, default=None, metavar="N",
+                        help="tasks graded at once (default: the number of CPUs)")  # fmt: skip
+    grade_.add_argument("--json", type=Path, metavar="FILE",
+                        help="also write the scores, with every test's outcome, as JSON")  # fmt: skip
+    grade_.set_defaults(func=run_grade)
 
 
-def _list(args) -> int:
-    from minroots.assignments import load_tasks
-
+def run_list(args) -> int:
+    """Print every task: id, chapter, points, title and functions."""
     for task in load_tasks().values():
         names = ", ".join(f.split(":")[1] for f in task.functions)
         print(
@@ -70,9 +70,8 @@ def _list(args) -> int:
     return 0
 
 
-def _make(args) -> int:
-    from minroots.assignments import make_student_copy
-
+def run_make(args) -> int:
+    """Write a student copy with the chosen tasks' functions stubbed."""
     tasks = make_student_copy(args.out, only=args.only)
     for task in tasks:
         print(f"task {task.id:<5} {task.title}  (pytest -m {task.marker})")
@@ -81,9 +80,8 @@ def _make(args) -> int:
     return 0
 
 
-def _grade(args) -> int:
-    from minroots.assignments.grade import format_table, grade, to_json
-
+def run_grade(args) -> int:
+    """Grade a student copy task by task and print (and optionally save) the scores."""
     scores = grade(args.directory, only=args.only, timeout=args.timeout,
                    memory_mb=args.memory_mb, jobs=args.jobs)  # fmt: skip
     print(format_table(scores))

@@ -1,0 +1,84 @@
+"""``minroots generate``: continue a prompt with a trained checkpoint, printing text as it comes.
+
+Book chapter 9, "Generation" (``book/09_generation.md``); tests in ``tests/test_cli.py``.
+
+::
+
+    minroots generate --checkpoint runs/default --prompt "ROMEO:" --max-new-tokens 200
+
+:func:`stream_sample` is also how ``minroots train`` prints its sample at the end of a run.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from minroots.cli.arguments import positive_int
+from minroots.generation import stream
+from minroots.training.checkpoint import load_model, load_tokenizer
+from minroots.training.run_config import SampleSettings
+
+__all__ = ["register", "run", "stream_sample"]
+
+
+def register(subparsers) -> None:
+    """Add ``generate`` to the ``minroots`` sub-commands."""
+    gen = subparsers.add_parser("generate", help="continue a prompt with a trained model "
+                                "(streams text)", description="Load a checkpoint (a run's folder "
+                                "or one checkpoint) and print a continuation of the prompt as it "
+                                "is generated.")  # fmt: skip
+    gen.add_argument("--checkpoint", required=True, metavar="DIR",
+                     help="a run's output folder (its latest checkpoint) or a checkpoint folder")  # fmt: skip
+    gen.add_argument("--prompt", default="\n", metavar="TEXT", help="text to continue "
+                     "(default: a newline)")  # fmt: skip
+    gen.add_argument("--max-new-tokens", type=int, default=200, metavar="N",
+                     help="tokens to generate (%(default)s)")  # fmt: skip
+    gen.add_argument("--temperature", type=float, default=0.8, metavar="T",
+                     help="sampling temperature, 0 for greedy (%(default)s)")  # fmt: skip
+    gen.add_argument("--top-k", type=positive_int, default=None, metavar="K",
+                     help="sample among the K most likely tokens only")  # fmt: skip
+    gen.add_argument("--top-p", type=float, default=None, metavar="P",
+                     help="sample among the most likely tokens holding probability P")  # fmt: skip
+    gen.add_argument("--seed", type=int, default=None, metavar="S", help="fix the sampling")
+    gen.set_defaults(func=run)
+
+
+def run(args) -> int:
+    """Load the checkpoint's model and tokenizer and stream a continuation of ``--prompt``."""
+    if args.max_new_tokens < 0:
+        raise ValueError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
+    model = load_model(args.checkpoint)
+    tokenizer = load_tokenizer(args.checkpoint)
+    sample = SampleSettings(prompt=args.prompt, max_new_tokens=args.max_new_tokens,
+                            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                            seed=args.seed)  # fmt: skip
+    stream_sample(model, tokenizer, sample)
+    return 0
+
+
+def stream_sample(model, tokenizer, sample: SampleSettings, out=None) -> str:
+    """Print the prompt and then each generated piece of text as soon as it is known."""
+    out = out or sys.stdout
+    try:
+        prompt_ids = tokenizer.encode(sample.prompt)
+    except ValueError as e:
+        known = getattr(tokenizer, "chars", None)
+        hint = f"; this checkpoint knows only the characters {''.join(known)!r}" if known else ""
+        raise ValueError(f"--prompt: {e}{hint}") from None
+    if not prompt_ids:
+        raise ValueError("the prompt encodes to no tokens; give a non-empty --prompt")
+    ids, shown = [], ""
+    out.write(sample.prompt)
+    out.flush()
+    for token in stream(model, prompt_ids, sample.max_new_tokens, temperature=sample.temperature,
+                        top_k=sample.top_k, top_p=sample.top_p, seed=sample.seed):  # fmt: skip
+        ids.append(int(token))
+        text = tokenizer.decode(ids)
+        if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
+            continue
+        out.write(text[len(shown) :])
+        out.flush()
+        shown = text
+    out.write("\n")
+    out.flush()
+    return sample.prompt + shown
