@@ -280,7 +280,7 @@ class Tensor:
 
     def to(self, device: str) -> Tensor:
         """This tensor on ``device`` (``"cpu"`` or ``"cuda"``); gradients flow back across the move."""
-        if device == self.device:
+        if B.device_name(device, "Tensor.to") == self.device:
             return self
         src = self.device
         data = B.to_device(self.data, device)

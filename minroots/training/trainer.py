@@ -182,7 +182,7 @@ class Trainer:
         device = self.config.device
         if device == "auto":
             device = "cuda" if B.cupy_available() else "cpu"
-        B.use("cupy" if device == "cuda" else "numpy")
+        B.use(device)
         first = next(iter(self.model.parameters()), None)
         if first is not None and B.device_of(first.data) != device:
             self.model.to(device)  # before the optimizer is built: it keeps the same Parameters

@@ -168,7 +168,7 @@ def _dropout_mask(p, dropout_p: float, xp):
     """0 or 1/(1-p) per attention weight (inverted dropout), or None when dropout_p is 0."""
     if not dropout_p:
         return None
-    gen = B.rng("cupy" if xp.__name__ == "cupy" else "numpy")
+    gen = B.rng(xp.__name__)
     keep = gen.random(p.shape, dtype=p.dtype) >= p.dtype.type(dropout_p)
     return keep * p.dtype.type(1.0 / (1.0 - dropout_p))
 

@@ -28,7 +28,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng=None) -> Tenso
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
     if not training or p == 0.0:
         return x
-    gen = rng if rng is not None else B.rng("cupy" if x.device == "cuda" else "numpy")
+    gen = rng if rng is not None else B.rng(x.device)
     dt = x.data.dtype.type
     scale = dt(1.0 / (1.0 - p))
     keep = gen.random(x.shape, dtype=x.data.dtype) >= dt(p)
