@@ -27,7 +27,7 @@ def _module_docstrings():
 
 def test_there_is_one_chapter_per_notebook_number():
     numbers = [p.name[:2] for p in CHAPTERS]
-    assert numbers == [f"{i:02d}" for i in range(12)], numbers
+    assert len(numbers) >= 12 and numbers == [f"{i:02d}" for i in range(len(numbers))], numbers
 
 
 def test_every_module_docstring_names_an_existing_chapter():
