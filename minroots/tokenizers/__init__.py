@@ -12,9 +12,12 @@ Read the files in this order; each adds one idea to the previous:
   tokens; :func:`train_tokenizer_file` for the command line.
 - ``interop.py``: GPT-2's byte <-> character table; reading tiktoken, GPT-2 and Hugging Face data.
 - ``cleaning.py``: text cleaning steps and :func:`~minroots.tokenizers.cleaning.clean`.
+- ``added_tokens.py``: :class:`AddedTokensTokenizer`, a tokenizer with marker tokens added after
+  its vocabulary (the chat markers of chapter 10).
 """
 
 from minroots.tokenizers import cleaning
+from minroots.tokenizers.added_tokens import AddedTokensTokenizer
 from minroots.tokenizers.base import Tokenizer, load
 from minroots.tokenizers.bpe import BPETokenizer, train_tokenizer_file
 from minroots.tokenizers.char import CharTokenizer
@@ -29,4 +32,5 @@ __all__ = [
     "split",
     "PATTERNS",
     "cleaning",
+    "AddedTokensTokenizer",
 ]
