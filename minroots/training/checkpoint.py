@@ -16,6 +16,8 @@ file                        contents
                             generators and the trainer's batch-order generator), the data
                             loader's position, the trainer config
 ``tokenizer.json``          the tokenizer, so ``minroots generate`` can turn ids into text
+(more JSON files)           what the data asks to keep with the weights (``files``), e.g. a
+                            fine-tuned model's ``chat_template.json`` (chapter 10)
 ==========================  ===================================================================
 
 There is no pickle anywhere: a checkpoint from a stranger is data, not code.
@@ -85,7 +87,14 @@ def save_weights(model, folder: str | os.PathLike) -> None:
 
 
 def load_weights(model, folder: str | os.PathLike) -> None:
-    """Copy the weights saved in ``folder`` into ``model``, in place (strict: names must match)."""
+    """Copy the weights saved in ``folder`` into ``model``, in place (strict: names must match).
+
+    A model that writes files of its own also reads them back: one with ``restore(folder)`` (a
+    LoRA model, whose adapters are in ``adapter.safetensors``) loads itself.
+    """
+    if hasattr(model, "restore"):
+        model.restore(folder)
+        return
     arrays, _ = load_arrays(_file_in(folder, WEIGHTS))
     model.load_state_dict(arrays)
 
@@ -126,10 +135,12 @@ def save_checkpoint(
     state: dict | None = None,
     tokenizer=None,
     keep_last: int | None = 3,
+    files: dict | None = None,
 ) -> Path:
     """Write a checkpoint for ``step`` atomically and return its folder.
 
-    ``state`` is any JSON-able dict (the trainer's step, schedule and RNG states). The previous
+    ``state`` is any JSON-able dict (the trainer's step, schedule and RNG states); ``files`` maps
+    more file names to JSON-able data written into the folder (a chat template). The previous
     checkpoint of the same step, if any, is replaced; then only the newest ``keep_last`` are kept.
     """
     step = as_value_error(integer, "save_checkpoint", "step", step, low=0)
@@ -146,6 +157,8 @@ def save_checkpoint(
             optimizer.save_state(tmp / OPTIMIZER)
         if tokenizer is not None and hasattr(tokenizer, "save"):
             tokenizer.save(tmp / TOKENIZER)
+        for name, data in (files or {}).items():
+            write_json(tmp / name, data)
         write_json(tmp / STATE, {"format": 1, "step": int(step), **(state or {})})
         for p in tmp.iterdir():  # the tokenizer's file too, whoever wrote it
             fsync_file(p)

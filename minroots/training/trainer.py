@@ -144,6 +144,8 @@ class Trainer:
         if self.eval_dataset is not None:
             check_fits(self.eval_dataset, model, "eval_dataset")
         self.tokenizer = getattr(self.dataset, "tokenizer", None)
+        # JSON files the data keeps with the weights (a fine-tuning set's chat template)
+        self.checkpoint_files = dict(getattr(self.dataset, "checkpoint_files", None) or {})
 
         self.callbacks = list(callbacks)
         for cb in self.callbacks:
@@ -325,7 +327,7 @@ class Trainer:
             raise ValueError("Trainer.save_checkpoint: config.out_dir is None; set an out_dir")
         path = save_checkpoint(
             self.out_dir, self.step, self.model, self.optimizer, self.state_dict(),
-            tokenizer=self.tokenizer, keep_last=self.config.keep_last,
+            tokenizer=self.tokenizer, keep_last=self.config.keep_last, files=self.checkpoint_files,
         )  # fmt: skip
         self._call("on_save", self.step, path)
         return path
