@@ -14,10 +14,14 @@ conversation plus room for the reply fits (a system message, if any, is kept);
 >>> from minroots.tokenizers import CharTokenizer
 >>> chat = ChatTemplate.extend(CharTokenizer.from_text("abcdefghijklmnopqrstuvwxyz ?"))
 >>> model = TransformerModel(vocab_size=chat.vocab_size, block_size=32, n_layer=1, n_embd=16)
->>> session = ChatSession(model, chat, max_new_tokens=5, temperature=0)
->>> reply = "".join(session.reply("hi"))            # an untrained model: 5 arbitrary characters
+>>> session = ChatSession(model, chat, max_new_tokens=8)   # 8 tokens kept free for a reply
+>>> session.ask("how are you")                  # 14 tokens with the markers: nothing dropped
+0
+>>> session.messages.append({"role": "assistant", "content": "fine"})
+>>> session.ask("and what is new")              # 37 + 8 > 32: the oldest message goes
+1
 >>> [m["role"] for m in session.messages]
-['user', 'assistant']
+['assistant', 'user']
 """
 
 from __future__ import annotations
@@ -63,32 +67,37 @@ class ChatSession:
         """Forget the conversation (the system message stays)."""
         self.messages = []
 
-    def _rendered(self) -> list[int]:
+    def _rendered(self, messages=None) -> list[int]:
         head = [self.system] if self.system else []
-        return self.template.render(head + self.messages, add_generation_prompt=True)[0]
+        messages = self.messages if messages is None else messages
+        return self.template.render(head + messages, add_generation_prompt=True)[0]
 
     def fit(self) -> int:
         """Drop the oldest messages until the conversation and ``reserve`` tokens fit in the
-        context; return how many were dropped. The last user message must fit on its own."""
+        context; return how many were dropped."""
         dropped = 0
-        while len(self._rendered()) + self.reserve > self.block_size:
-            if len(self.messages) <= 1:
-                n = len(self._rendered())
-                self.messages = []
-                raise ValueError(
-                    f"chat: the message is {n} tokens with its markers, but the context holds "
-                    f"{self.block_size} with {self.reserve} kept for the reply; write a shorter one"
-                )
+        while len(self.messages) > 1 and len(self._rendered()) + self.reserve > self.block_size:
             self.messages.pop(0)
             dropped += 1
         return dropped
 
-    def reply(self, text: str) -> Iterator[str]:
-        """Add a user message and yield the reply's text piece by piece as it is generated; the
-        reply joins the conversation when it is complete. Call :meth:`fit` first to be told what
-        was dropped (it is called here anyway)."""
-        self.messages.append(check_messages([{"role": "user", "content": text}], "chat")[0])
-        self.fit()
+    def ask(self, text: str) -> int:
+        """Add a user message and fit the conversation; return how many old messages were
+        dropped. A message too long for the context on its own raises ``ValueError`` (and the
+        conversation is left as it was)."""
+        message = check_messages([{"role": "user", "content": text}], "chat")[0]
+        n = len(self._rendered([message]))
+        if n + self.reserve > self.block_size:
+            raise ValueError(
+                f"chat: the message is {n} tokens with its markers, but the context holds "
+                f"{self.block_size} with {self.reserve} kept for the reply; write a shorter one"
+            )
+        self.messages.append(message)
+        return self.fit()
+
+    def stream_reply(self) -> Iterator[str]:
+        """Yield the reply to the conversation piece by piece as it is generated; the reply joins
+        the conversation when it is complete."""
         prompt = self._rendered()
         room = self.block_size - len(prompt)
         ids: list[int] = []
@@ -106,3 +115,8 @@ class ChatSession:
         reply = self.template.decode_reply(ids)
         if reply.strip():  # an empty reply (an immediate stop) is not a message
             self.messages.append({"role": "assistant", "content": reply})
+
+    def reply(self, text: str) -> Iterator[str]:
+        """:meth:`ask` then :meth:`stream_reply` (dropped messages are not reported)."""
+        self.ask(text)
+        yield from self.stream_reply()

@@ -82,7 +82,7 @@ def load_conversations(source) -> list[Conversation]:
                 and len(item) == 2
                 and all(isinstance(s, str) for s in item)
             ):
-                out.append(pairs_to_conversations([item], "conversations")[0])
+                out.append(Conversation(pairs_to_conversations([item])[0].messages, where))
             else:
                 out.append(Conversation(check_messages(item, where), where))
         if not out:

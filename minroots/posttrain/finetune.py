@@ -39,7 +39,7 @@ from minroots.persistence import write_json
 from minroots.posttrain.answer_loss import answer_loss
 from minroots.posttrain.conversations import load_conversations, split_conversations
 from minroots.posttrain.finetune_config import FinetuneSettings
-from minroots.posttrain.lora_model import LoRAConfig, apply_lora
+from minroots.posttrain.lora_model import LoRAConfig, LoRAModel, apply_lora
 from minroots.posttrain.resize import resize_token_embeddings
 from minroots.posttrain.sft_dataset import SFTDataset
 from minroots.training.checkpoint import (
@@ -68,6 +68,11 @@ class FinetuneResult:
     before: dict  # answer_loss of the base model on the held-out conversations
     after: dict  # ... and of the fine-tuned model
     notes: list  # what was done to the base (markers added, rows grown, LoRA share)
+
+    @property
+    def chat_model(self):
+        """The GPT to generate with (inside a LoRAModel: the GPT with its adapters)."""
+        return self.model.model if isinstance(self.model, LoRAModel) else self.model
 
 
 def load_chat_base(checkpoint) -> tuple[object, ChatTemplate, list[str]]:

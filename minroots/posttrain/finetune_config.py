@@ -139,7 +139,8 @@ def _apply_override(run: dict, item: str) -> None:
         table = owners[0]
     if table not in FINETUNE_TABLES:
         raise ValueError(
-            f"override {item!r}: unknown table {table!r}; tables are {', '.join(FINETUNE_TABLES)}"
+            f"override {item!r}: unknown table {table!r}{did_you_mean(table, FINETUNE_TABLES)}; "
+            f"tables are {', '.join(FINETUNE_TABLES)}"
         )
     run[table][name] = value
 

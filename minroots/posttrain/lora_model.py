@@ -80,7 +80,7 @@ def find_targets(model: Module, targets) -> dict[str, Linear]:
     ['h.0.attn.c_attn', 'h.1.attn.c_attn']
     >>> find_targets(model, ["q_proj"])
     Traceback (most recent call last):
-    ValueError: apply_lora: target 'q_proj' names no linear layer; available: c_attn, c_fc, c_proj, lm_head (or full names such as h.0.attn.c_attn)
+    ValueError: apply_lora: target 'q_proj' names no linear layer (did you mean 'c_proj'?); available: c_attn, c_fc, c_proj, lm_head (or full names such as h.0.attn.c_attn)
     """
     if isinstance(targets, str) or not list(targets):
         raise ValueError(
