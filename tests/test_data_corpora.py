@@ -32,9 +32,10 @@ def test_bundled_corpora_found_through_importlib_resources():
     root = resources.files("minroots.corpora")
     assert (root / "shakespeare.txt").is_file()
     assert DEFAULT_CORPUS == "shakespeare"
-    assert set(list_corpora()) == {"shakespeare", "en_es", "debian_summaries", "dialogue_en"}
+    assert set(list_corpora()) == {"shakespeare", "en_es", "debian_summaries", "dialogue_en",
+                                   "debian_sections"}  # fmt: skip
     assert list_corpora("text") == ["shakespeare"]
-    assert list_corpora("pairs") == ["debian_summaries", "dialogue_en", "en_es"]
+    assert list_corpora("pairs") == ["debian_sections", "debian_summaries", "dialogue_en", "en_es"]
     assert load_corpus("shakespeare") == (root / "shakespeare.txt").read_text(encoding="utf-8")
 
 
