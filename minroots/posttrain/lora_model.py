@@ -212,14 +212,19 @@ class LoRAModel(Module):
         return h.hexdigest()
 
     def trainable_report(self) -> dict:
-        """Trainable and total parameters, their share, and AdamW's state in bytes (two moments
-        of each trained number) for this model and for full fine-tuning."""
-        total = sum(int(p.data.size) for p in self.model.parameters())
-        trained = [p for p in self.model.parameters() if p.requires_grad]
-        n = sum(int(p.data.size) for p in trained)
+        """Trained and total parameters, the share, and AdamW's state in bytes (two moments per
+        trained number) against full fine-tuning of the same model (every weight but the
+        adapters).
+
+        ``{"total", "trainable", "share", "adamw_state_bytes", "full_adamw_state_bytes"}``
+        """
+        named = list(self.model.named_parameters())
+        total = sum(int(p.data.size) for _, p in named)
+        base = sum(int(p.data.size) for n, p in named if not n.endswith(("lora_A", "lora_B")))
+        n = sum(int(p.data.size) for _, p in named if p.requires_grad)
         item = self.model_dtype().itemsize
         return {"total": total, "trainable": n, "share": n / total,
-                "adamw_state_bytes": 2 * item * n, "full_adamw_state_bytes": 2 * item * total}  # fmt: skip
+                "adamw_state_bytes": 2 * item * n, "full_adamw_state_bytes": 2 * item * base}  # fmt: skip
 
     def model_dtype(self):
         return next(iter(self.model.parameters())).data.dtype

@@ -1,0 +1,162 @@
+"""The classification experiment of chapter 10: Debian package descriptions -> archive section.
+
+Book chapter 10, "Applications: from a pretrained model to an assistant"
+(``book/10_applications.md``, section 10.5); tests in ``tests/test_posttrain_classifier.py``.
+
+Run it (a few minutes on an idle 2-core laptop CPU)::
+
+    python -m minroots.posttrain.section_classification --out runs/sections
+
+Steps, all offline, all from bundled data:
+
+1. **Split** ``debian_sections`` (1,500 labelled descriptions): the packages whose name's sha256
+   is 0 modulo 5 are the test set (about a fifth), the rest train.
+2. **Tokenizer**: byte-level BPE (chapter 6) trained on the text of ``debian_summaries`` (1,000
+   other packages' descriptions and synopses) and the *training* descriptions (no test text).
+3. **Pretrain** a small GPT on the same text with the :class:`~minroots.training.Trainer`: a
+   run in ``OUT/base`` (checkpoints, loss curve), the pretrained model of the experiment.
+4. **Fine-tune** a :class:`~minroots.posttrain.classifier.SequenceClassifier` made from that
+   run's checkpoint on the training descriptions (a run in ``OUT/classifier``).
+5. **Measure** the test accuracy against the naive-Bayes bag of words trained on the same
+   descriptions, and draw both confusion matrices into ``OUT/confusion.png``; the numbers go to
+   ``OUT/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from minroots.backend import manual_seed
+from minroots.data import TextDataset, load_pairs
+from minroots.data.corpus import corpus_path
+from minroots.nn import TransformerModel
+from minroots.nn.dropout import Dropout
+from minroots.persistence import write_json
+from minroots.posttrain.bag_of_words import NaiveBayes
+from minroots.posttrain.classifier import ClassificationDataset, SequenceClassifier, predict
+from minroots.posttrain.confusion import accuracy, confusion_matrix, plot_confusion
+from minroots.tokenizers import BPETokenizer
+from minroots.training.checkpoint import load_model
+from minroots.training.trainer import Trainer
+
+__all__ = ["SectionExperiment", "split_sections", "pretraining_text", "run", "main"]
+
+
+@dataclass
+class SectionExperiment:
+    """The settings of the experiment (the defaults are the chapter's)."""
+
+    vocab_size: int = 4096  # BPE tokens: most words of the descriptions become one token
+    block_size: int = 64  # tokens per text (longer descriptions are cut, and counted)
+    n_layer: int = 2
+    n_head: int = 4
+    n_embd: int = 128
+    pretrain_steps: int = 800  # language-model steps of 16 x 64 tokens
+    epochs: int = 8  # passes of fine-tuning over the training descriptions
+    lr: float = 1e-3  # fine-tuning's peak learning rate
+    dropout: float = 0.1  # while fine-tuning (the data set is small)
+    pooling: str = "mean"  # "mean" or "last" hidden state
+    seed: int = 0
+
+
+def split_sections() -> tuple[list[dict], list[dict]]:
+    """``(train, test)`` records of ``debian_sections``: test when sha256(package) % 5 == 0."""
+    path = corpus_path("debian_sections")[1]
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    test = [
+        r for r in records if int(hashlib.sha256(r["package"].encode()).hexdigest(), 16) % 5 == 0
+    ]
+    names = {r["package"] for r in test}
+    return [r for r in records if r["package"] not in names], test
+
+
+def pretraining_text(train: list[dict]) -> str:
+    """The text of ``debian_summaries`` (synopsis, then description) and the training texts."""
+    parts = [f"{target}\n{source}" for source, target in load_pairs("debian_summaries")]
+    parts += [r["source"] for r in train]
+    return "\n\n".join(parts)
+
+
+def _set_dropout(model, p: float) -> None:
+    for module in model.modules():
+        if isinstance(module, Dropout):
+            module.p = p
+
+
+def run(settings: SectionExperiment | None = None, out_dir="runs/sections", log=print) -> dict:
+    """Do the experiment (see the module docstring); return and save the results."""
+    s = settings or SectionExperiment()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    manual_seed(s.seed)
+    train, test = split_sections()
+    labels = sorted({r["target"] for r in train})
+    text = pretraining_text(train)
+    tokenizer = BPETokenizer()
+    tokenizer.train(text, s.vocab_size, show_progress=False)
+    log(f"tokenizer: BPE with {tokenizer.vocab_size} tokens, trained on {len(text):,} characters")
+
+    lm_data = TextDataset(text, tokenizer=tokenizer, block_size=s.block_size, use_cache=False)
+    base = TransformerModel(vocab_size=tokenizer.vocab_size, block_size=s.block_size,
+                            n_layer=s.n_layer, n_head=s.n_head, n_embd=s.n_embd)  # fmt: skip
+    history = Trainer(base, lm_data, max_steps=s.pretrain_steps, batch_size=16, lr=3e-3,
+                      warmup=50, min_lr=3e-4, eval_interval=s.pretrain_steps, eval_steps=10,
+                      log_interval=0, out_dir=str(out / "base"), overwrite=True).train()  # fmt: skip
+    log(f"pretrained {s.pretrain_steps} steps: validation loss {history.last_val['val_loss']:.3f}")
+
+    model = load_model(out / "base")  # the pretrained run's checkpoint
+    _set_dropout(model, s.dropout)
+    classifier = SequenceClassifier(model, labels, pooling=s.pooling)
+    train_data = ClassificationDataset([(r["source"], r["target"]) for r in train], tokenizer,
+                                       s.block_size, labels)  # fmt: skip
+    test_data = ClassificationDataset([(r["source"], r["target"]) for r in test], tokenizer,
+                                      s.block_size, labels)  # fmt: skip
+    log(f"training set: {train_data.describe()}; test set: {test_data.describe()}")
+    Trainer(classifier, train_data, epochs=s.epochs, batch_size=16, lr=s.lr, warmup=20,
+            min_lr=s.lr / 10, weight_decay=0.01, eval_interval=0, log_interval=0,
+            out_dir=str(out / "classifier"), overwrite=True, seed=s.seed).train()  # fmt: skip
+
+    predicted = predict(classifier, test_data)
+    nb = NaiveBayes().fit([r["source"] for r in train], train_data.y)
+    baseline = nb.predict([r["source"] for r in test])
+    k = len(labels)
+    matrices = {"fine-tuned GPT": confusion_matrix(test_data.y, predicted, k),
+                "naive Bayes": confusion_matrix(test_data.y, baseline, k)}  # fmt: skip
+    plot_confusion(matrices, labels, out / "confusion.png")
+    results = {
+        "settings": dataclasses.asdict(s), "labels": labels, "train": len(train),
+        "test": len(test), "accuracy": accuracy(test_data.y, predicted),
+        "baseline_accuracy": accuracy(test_data.y, baseline),
+        "confusion": matrices["fine-tuned GPT"].tolist(),
+        "baseline_confusion": matrices["naive Bayes"].tolist(),
+    }  # fmt: skip
+    write_json(out / "results.json", results, indent=2)
+    log(f"test accuracy over {len(test)} descriptions: fine-tuned GPT {results['accuracy']:.1%}, "
+        f"naive Bayes {results['baseline_accuracy']:.1%}; confusion matrices in "
+        f"{os.fspath(out / 'confusion.png')}")  # fmt: skip
+    return results
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/sections", help="output folder (%(default)s)")
+    for f in dataclasses.fields(SectionExperiment):
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default
+        )
+    args = parser.parse_args(argv)
+    settings = SectionExperiment(
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(SectionExperiment)}
+    )
+    run(settings, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
