@@ -3,8 +3,9 @@
 Book chapter 7, "Training" (``book/07_training.md``), for ``train``; chapter 9 for ``generate``;
 chapter 6 (``book/06_tokenizers.md``) for ``tokenizer train``; chapter 8
 (``book/08_evaluation.md``) for ``eval``; "Exercises and assignments" (``book/assignments.md``)
-for ``assignments``. Tests in ``tests/test_cli.py``, ``tests/test_metrics_cli.py`` and
-``tests/test_assignments.py``.
+for ``assignments``; chapter 10 (``book/10_applications.md``) for ``finetune`` and ``chat``.
+Tests in ``tests/test_cli.py``, ``tests/test_metrics_cli.py``, ``tests/test_assignments.py``,
+``tests/test_posttrain_finetune.py`` and ``tests/test_chat_cli.py``.
 
 ::
 
@@ -17,6 +18,8 @@ for ``assignments``. Tests in ``tests/test_cli.py``, ``tests/test_metrics_cli.py
     minroots eval perplexity --checkpoint runs/default --input held_out.txt
     minroots eval bleu --hyp out.txt --ref ref.txt
     minroots assignments make --out student/
+    minroots finetune --preset chat                  # chapter 10: a chat model in minutes
+    minroots chat --checkpoint runs/chat
 
 A run is described by a TOML file with four tables (see ``minroots/presets/default.toml`` and
 :mod:`minroots.training.run_config`): ``[data]``, ``[model]``, ``[train]`` and ``[sample]``.
