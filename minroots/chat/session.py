@@ -4,7 +4,7 @@ Book chapter 10, "Applications: from a pretrained model to an assistant"
 (``book/10_applications.md``, section 10.6); tests in ``tests/test_chat_cli.py``.
 
 Each reply is generated from the whole conversation rendered with a generation prompt
-(:meth:`~minroots.chat.ChatTemplate.render`), token by token with the KV cache of chapter 9, until
+(:meth:`~minroots.chat.template.ChatTemplate.render`), token by token with the KV cache of chapter 9, until
 one of the template's stop ids or ``max_new_tokens``. A model attends over at most
 ``block_size`` tokens, so before each reply the **oldest turns are dropped** until the rendered
 conversation plus room for the reply fits (a system message, if any, is kept);

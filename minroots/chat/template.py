@@ -118,7 +118,7 @@ class ChatTemplate:
         tokenizer: a tokenizer that knows the markers as tokens (an
             :class:`~minroots.tokenizers.added_tokens.AddedTokensTokenizer`; build one with
             :meth:`extend`).
-        markers: role -> marker string, plus ``"end"`` (default :data:`DEFAULT_MARKERS`).
+        markers: role -> marker string, plus ``"end"`` (default ``DEFAULT_MARKERS``).
 
     Attributes:
         stop_ids: the ids that end an assistant turn: the end marker first, then the role markers

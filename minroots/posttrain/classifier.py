@@ -16,7 +16,7 @@ classifiers use it (Hugging Face's ``GPT2ForSequenceClassification`` does); the 
 states is the other common choice, often steadier for small models. All weights are fine-tuned.
 
 **Batches.** Texts have different lengths: a row of ``x`` holds a text's ids padded on the right
-with ``-1`` (:data:`PAD`). Causal attention never lets a real token see a later pad, so padding
+with ``-1`` (``PAD``). Causal attention never lets a real token see a later pad, so padding
 changes nothing, and the pooling reads only real positions. ``y`` holds the class ids ``(B,)``.
 :class:`ClassificationDataset` builds the rows; texts longer than the context are cut (and
 counted), characters the tokenizer lacks are dropped (and counted).

@@ -93,8 +93,8 @@ def dpo_loss(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor,
 
 def dpo_loss_composed(policy_chosen, policy_rejected, ref_chosen, ref_rejected,
                       beta: float = 0.1) -> Tensor:  # fmt: skip
-    """Reference: ``-mean(log(sigmoid(z)))`` from generic autograd ops (overflows for |z| >~ 90
-    in float64; the fused one does not)."""
+    """Reference: ``-mean(log(sigmoid(z)))`` from generic autograd ops (overflows for ``|z|`` above
+    about 90 in float64; the fused one does not)."""
     z = ((policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)) * beta
     return -R.mean(z.sigmoid().log())
 

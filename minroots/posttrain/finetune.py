@@ -6,7 +6,7 @@ Book chapter 10, "Applications: from a pretrained model to an assistant"
 The steps of ``minroots finetune`` (:func:`finetune`):
 
 1. **The base.** Load the pretrained model and tokenizer from a checkpoint. If it has no chat
-   template yet, extend its tokenizer with the chat markers (:meth:`ChatTemplate.extend`) and
+   template yet, extend its tokenizer with the chat markers (:meth:`~minroots.chat.template.ChatTemplate.extend`) and
    grow the model's embedding by as many rows (:func:`~minroots.posttrain.resize.resize_token_embeddings`:
    old rows unchanged, new rows at their mean).
 2. **The data.** Split the conversations into training and held-out ones and render both into

@@ -155,7 +155,7 @@ class PreferenceDataset:
 
     @property
     def tokenizer(self):
-        """Saved with each checkpoint, with the chat template (:attr:`checkpoint_files`)."""
+        """Saved with each checkpoint, with the chat template (``checkpoint_files``)."""
         return self.template.tokenizer
 
     @property

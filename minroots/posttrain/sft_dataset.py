@@ -22,7 +22,7 @@ is never cut across rows. Without packing each conversation has a row of its own
 **What does not fit is never cut silently.** A conversation longer than the context
 (``block_size + 1`` ids) raises by default, naming it and its longest turn;
 ``too_long="skip"`` leaves it out and ``"truncate"`` keeps its first ``block_size + 1`` ids,
-both counted in :attr:`SFTDataset.report`. Text the tokenizer cannot encode (a character the
+both counted in ``SFTDataset.report``. Text the tokenizer cannot encode (a character the
 character tokenizer never saw) raises the same way, or is skipped and counted with
 ``unencodable="skip"``.
 
@@ -72,7 +72,7 @@ class SFTDataset:
             (see :func:`~minroots.posttrain.conversations.load_conversations`).
         template: the :class:`~minroots.chat.ChatTemplate` (its tokenizer holds the markers).
         block_size: tokens the model reads per row (its context).
-        mask: ``"assistant"`` (default), ``"last"`` or ``"all"`` (:meth:`ChatTemplate.render`).
+        mask: ``"assistant"`` (default), ``"last"`` or ``"all"`` (:meth:`~minroots.chat.template.ChatTemplate.render`).
         packing: lay several whole conversations in one row (default) or one per row.
         too_long: ``"error"`` (default), ``"skip"`` or ``"truncate"`` for conversations longer
             than ``block_size + 1`` ids.
