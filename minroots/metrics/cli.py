@@ -8,6 +8,7 @@ reference for line ``i`` of ``--hyp``::
     minroots eval bleu  --hyp out.txt --ref ref.txt [--ref ref2.txt] [--tokenize intl] [--json]
     minroots eval chrf  --hyp out.txt --ref ref.txt [--word-order 2]
     minroots eval rouge --hyp out.txt --ref ref.txt [--types rouge1,rougeL] [--stemmer]
+    minroots eval rouge --hyp out.txt --ref ref.txt --tokenizer cjk   # Chinese: per character
 
 :func:`register` adds these sub-commands to the ``eval`` sub-parsers of ``minroots/cli.py``; each
 sets ``func``, which prints the score and returns the exit code. Bad input raises ValueError or
@@ -107,7 +108,9 @@ def _run_chrf(args) -> int:
 def _run_rouge(args) -> int:
     predictions, references = _read_corpus(args.hyp, args.ref)
     types = [t.strip() for t in args.types.split(",") if t.strip()]
-    scorer = RougeScorer(types, use_stemmer=args.stemmer, split_summaries=args.split_summaries)
+    tokenizer = None if args.tokenizer == "default" else args.tokenizer
+    scorer = RougeScorer(types, use_stemmer=args.stemmer, split_summaries=args.split_summaries,
+                         tokenizer=tokenizer)  # fmt: skip
     sep = args.sentence_separator
 
     def unsplit(text: str) -> str:
@@ -176,6 +179,9 @@ def register(eval_subparsers) -> None:
         help="comma-separated ROUGE types (rougeN, rougeL, rougeLsum)",
     )
     rouge.add_argument("--stemmer", action="store_true", help="Porter-stem tokens")
+    rouge.add_argument("--tokenizer", choices=["default", "cjk"], default="default",
+                       help="default: rouge-score's (a-z0-9 only); cjk: one token per Chinese, "
+                       "Japanese or Korean character")  # fmt: skip
     rouge.add_argument(
         "--split-summaries", action="store_true", help="rougeLsum: split sentences at . ! ?"
     )
