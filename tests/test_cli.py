@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from minroots.cli import build_parser, list_presets, load_run_config, main, parse_override
+from minroots.data import list_corpora
 
 TINY = ["train", "--preset", "tiny"]
 
@@ -143,7 +144,7 @@ def test_help_everywhere(argv, capsys):
         ([*TINY, "lrr=0.1"], "unknown key 'lrr' (did you mean 'lr'?)"),
         ([*TINY, "lr=fast"], "lr must be a float, got 'fast'"),
         ([*TINY, "max_steps"], "must look like key=value"),
-        (["train", "--preset", "huge"], "unknown preset 'huge'; available: default, tiny"),
+        (["train", "--preset", "huge"], "unknown preset 'huge'; available: default, tang, tiny"),
         (["train", "--config", "missing.toml"], "missing.toml"),
         (["generate", "--checkpoint", "nowhere"], "checkpoint 'nowhere' does not exist"),
         (["generate"], "required: --checkpoint"),
@@ -187,7 +188,7 @@ def test_presets_are_valid():
     assert {"default", "tiny"} <= set(list_presets())
     for name in list_presets():
         run = load_run_config(name)
-        assert run["data"].corpus == "shakespeare"
+        assert run["data"].corpus in list_corpora("text")  # shakespeare; tang300 for "tang"
         assert run["train"]["max_steps"] >= 1
 
 

@@ -11,6 +11,7 @@ file is a reference for line ``i`` of ``--hyp``::
     minroots eval bleu  --hyp out.txt --ref ref.txt [--ref ref2.txt] [--tokenize intl] [--json]
     minroots eval chrf  --hyp out.txt --ref ref.txt [--word-order 2]
     minroots eval rouge --hyp out.txt --ref ref.txt [--types rouge1,rougeL] [--stemmer]
+    minroots eval rouge --hyp out.txt --ref ref.txt --tokenizer cjk   # Chinese: per character
 
 :func:`register` adds ``eval`` to the ``minroots`` sub-commands; :func:`register_scores` adds
 ``bleu``, ``chrf`` and ``rouge`` to an ``eval`` sub-parsers object. Each command's ``func`` prints
@@ -94,6 +95,9 @@ def register_scores(eval_subparsers) -> None:
         help="comma-separated ROUGE types (rougeN, rougeL, rougeLsum)",
     )
     rouge.add_argument("--stemmer", action="store_true", help="Porter-stem tokens")
+    rouge.add_argument("--tokenizer", choices=["default", "cjk"], default="default",
+                       help="default: rouge-score's (a-z0-9 only); cjk: one token per Chinese, "
+                       "Japanese or Korean character")  # fmt: skip
     rouge.add_argument(
         "--split-summaries", action="store_true", help="rougeLsum: split sentences at . ! ?"
     )
@@ -197,7 +201,9 @@ def run_rouge(args) -> int:
     """Mean ROUGE precision, recall and F over the lines (with a bootstrap interval if asked)."""
     predictions, references = _read_corpus(args.hyp, args.ref)
     types = [t.strip() for t in args.types.split(",") if t.strip()]
-    scorer = RougeScorer(types, use_stemmer=args.stemmer, split_summaries=args.split_summaries)
+    tokenizer = None if args.tokenizer == "default" else args.tokenizer
+    scorer = RougeScorer(types, use_stemmer=args.stemmer, split_summaries=args.split_summaries,
+                         tokenizer=tokenizer)  # fmt: skip
     sep = args.sentence_separator
 
     def unsplit(text: str) -> str:
