@@ -133,3 +133,17 @@ def test_checkpoint_activations_needs_a_model_that_supports_it():
     data = [(np.ones(4, np.float32), np.ones(4, np.float32))] * 8
     with pytest.raises(ValueError, match=r"^Trainer: checkpoint_activations=True needs a model "):
         Trainer(Plain(), data, max_steps=1, out_dir=None, checkpoint_activations=True)
+
+
+@pytest.mark.gpu
+def test_checkpointed_blocks_on_the_gpu_give_exactly_the_plain_gradients():
+    from minroots import backend as B
+
+    x, y = (B.to_device(a, "cuda") for a in batch())
+    model = gpt().to("cuda")
+    plain = loss_and_grads(model, x, y)
+    model.checkpoint_activations = True
+    again = loss_and_grads(model, x, y)
+    assert again[0] == plain[0]
+    for name, g in plain[1].items():
+        assert bool((again[1][name] == g).all()), name

@@ -298,3 +298,38 @@ def test_a_one_rank_run_resumes_on_two_ranks(runs, tmp_path):
     done = launch(2, out, "--resume")
     assert done.returncode == 0, done.stderr[-3000:]
     assert max_difference(final_weights(out), final_weights(runs / "one_rank")) < 1e-4
+
+
+# --- NCCL on one GPU (run by benchmarks/gpu_check.sh where a GPU is lent) -----------------------
+@pytest.mark.gpu
+def test_nccl_communicator_on_one_gpu():
+    """A group of one: NCCL's all-reduce and broadcast leave the array as it is, gradients go
+    through the buckets on the GPU, and a NumPy array is refused with a clear message."""
+    from minroots.distributed.nccl import NCCLCommunicator
+
+    comm = NCCLCommunicator(rank=0, size=1, timeout=30)
+    xp = B.xp("cuda")
+    a = xp.arange(10, dtype=xp.float32)
+    comm.all_reduce(a)
+    comm.broadcast(a, root=0)
+    comm.barrier()
+    np.testing.assert_array_equal(B.to_numpy(a), np.arange(10, dtype=np.float32))
+    params = [Parameter(xp.ones((3, 4), dtype=xp.float32)), Parameter(xp.ones(5, xp.float32))]
+    for p in params:
+        p.grad = xp.full(p.data.shape, 2.0, dtype=xp.float32)
+    (loss,) = GradientBuckets(params, bucket_bytes=32).all_reduce_mean(comm, [1.5])
+    assert loss == 1.5 and all(float(p.grad.max()) == 2.0 for p in params)
+    with pytest.raises(TypeError, match=r"^NCCLCommunicator.all_reduce: NCCL reduces GPU arrays"):
+        comm.all_reduce(np.zeros(3, np.float32))
+
+
+@pytest.mark.gpu
+def test_a_trainer_on_the_gpu_with_a_one_rank_nccl_world_matches_the_plain_one():
+    """device='cuda' with an explicit 1-rank NCCL world trains the weights of the plain GPU run."""
+    from minroots.distributed.nccl import NCCLCommunicator
+
+    plain, _ = train_weights(config(device="cuda"))
+    world = World(rank=0, size=1, comm=NCCLCommunicator(0, 1, timeout=30))
+    nccl, _ = train_weights(config(device="cuda"), world=world)
+    assert max_difference({k: B.to_numpy(v) for k, v in plain.items()},
+                          {k: B.to_numpy(v) for k, v in nccl.items()}) == 0.0  # fmt: skip

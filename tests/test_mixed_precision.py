@@ -169,3 +169,21 @@ def test_loss_scaling_recovers_from_an_injected_overflow():
     assert not all(np.array_equal(a, b) for a, b in zip(snapshots[after], snapshots[after - 1],
                                                          strict=True))  # fmt: skip
     assert curve[-1] < curve[4] - 0.1  # learning again after the skips
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_16_bit_training_on_the_gpu_tracks_float32(precision):
+    """On CuPy, the same tiny run in fp16 (and bf16 where this CuPy has bfloat16) tracks the
+    float32 GPU run; the master weights stay float32 on the GPU."""
+    try:
+        B.half_dtype(precision, "cuda")
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    _, reference = tiny_run("float32", device="cuda")
+    trainer, curve = tiny_run(precision, device="cuda")
+    gap = max(abs(a - b) for a, b in zip(curve, reference, strict=True))
+    assert gap < (5e-3 if precision == "bf16" else 1e-3), gap
+    assert all(
+        p.data.dtype == np.float32 and p.device == "cuda" for p in trainer.model.parameters()
+    )

@@ -21,7 +21,9 @@ So each checkpointed block costs one extra forward (about a third of a training 
 arithmetic: forward 1 part, backward 2) and keeps :math:`L` block inputs instead of :math:`L`
 blocks' intermediates. The recomputation repeats the same operations on the same arrays, and
 the random generator is rewound to where the first forward found it (dropout draws the same
-masks), so the gradients equal those of the plain run exactly, bit for bit.
+masks), so the gradients equal those of the plain run exactly, bit for bit. (CuPy's generator
+keeps its state on the GPU where it cannot be saved: there, with dropout, the recomputation
+draws new masks.)
 
 >>> from minroots.nn import Linear
 >>> layer = Linear(3, 2)
@@ -51,28 +53,37 @@ def checkpoint(fn, *args, preserve_rng_state: bool = True, **kwargs) -> Tensor:
     inputs = [a for a in args if isinstance(a, Tensor)]
     if not is_grad_enabled() or not any(t.requires_grad for t in inputs + params):
         return fn(*args, **kwargs)
-    rng_before = B.get_rng_state() if preserve_rng_state else None
+    rng_before = _rng_state() if preserve_rng_state else None
     with no_grad():
         out = fn(*args, **kwargs)
     if not isinstance(out, Tensor):
         raise TypeError(f"checkpoint: fn must return one Tensor, got {type(out).__name__}")
 
     def backward(g):
-        rng_after = B.get_rng_state() if preserve_rng_state else None
+        rng_after = _rng_state() if rng_before is not None else None
         leaves = [_leaf(a) if isinstance(a, Tensor) else a for a in args]
-        if preserve_rng_state:
+        if rng_before is not None:
             B.set_rng_state(rng_before)
         try:
             with enable_grad():
                 again = fn(*leaves, **kwargs)  # the same forward, graph kept this time
         finally:
-            if preserve_rng_state:
+            if rng_after is not None:
                 B.set_rng_state(rng_after)
         again.backward(g)  # parameters inside fn accumulate their .grad here
         grads = [leaf.grad for leaf in leaves if isinstance(leaf, Tensor)]
         return (*grads, *(None for _ in params))
 
     return Tensor._make(out.data, (*inputs, *params), backward, "checkpoint")
+
+
+def _rng_state() -> dict | None:
+    """The generators' state, or ``None`` where it cannot be read (CuPy's generator keeps its
+    state on the GPU: there the recomputation draws new dropout masks)."""
+    try:
+        return B.get_rng_state()
+    except (AttributeError, TypeError, NotImplementedError):
+        return None
 
 
 def _leaf(t: Tensor) -> Tensor:
