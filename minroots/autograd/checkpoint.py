@@ -10,7 +10,7 @@ layer-norm outputs, the ``(B, T, 3C)`` projection, the ``(B, n_h, T, T)`` attent
 ``(B, T, 4C)`` MLP activations, ...), twice that in float32. Over :math:`L` blocks this is the
 bulk of a training step's memory. :func:`checkpoint` trades it for compute:
 
-- **forward**: run ``fn`` under :func:`~minroots.autograd.no_grad`, keep only its *inputs* and
+- **forward**: run ``fn`` under :func:`~minroots.autograd.tensor.no_grad`, keep only its *inputs* and
   the output's array (one ``(B, T, C)`` per block instead of all of the above);
 - **backward**: run ``fn`` again on the saved inputs, this time building its graph, and
   backpropagate the incoming gradient :math:`\bar y` through it. The parameters used inside

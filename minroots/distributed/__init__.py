@@ -3,15 +3,15 @@
 Book chapter 13, "Training at scale" (``book/13_training_at_scale.md``); tests in
 ``tests/test_distributed.py``.
 
-- ``communicator.py``: :class:`Communicator`, the interface (``all_reduce``, ``broadcast``,
-  ``barrier``), :class:`CommunicationError` and the polling that turns a dead rank into one.
+- ``communicator.py``: :class:`~minroots.distributed.communicator.Communicator`, the interface (``all_reduce``, ``broadcast``,
+  ``barrier``), :class:`~minroots.distributed.communicator.CommunicationError` and the polling that turns a dead rank into one.
 - ``mpi.py``: :class:`~minroots.distributed.mpi.MPICommunicator`, NumPy arrays over MPI
   (``mpi4py``); ``nccl.py``: :class:`~minroots.distributed.nccl.NCCLCommunicator`, CuPy arrays
   over NCCL. Neither is imported by a single-process run (nor by this file).
-- ``local.py``: :class:`LocalGroup` and :func:`run_ranks`, ranks simulated by threads
+- ``local.py``: :class:`~minroots.distributed.local.LocalGroup` and :func:`~minroots.distributed.local.run_ranks`, ranks simulated by threads
   (notebooks, tests).
-- ``buckets.py``: :class:`GradientBuckets`, gradients packed into few all-reduce calls.
-- ``world.py``: :class:`World`, this process's rank, the batch shard, the gradient average.
+- ``buckets.py``: :class:`~minroots.distributed.buckets.GradientBuckets`, gradients packed into few all-reduce calls.
+- ``world.py``: :class:`~minroots.distributed.world.World`, this process's rank, the batch shard, the gradient average.
 
 Run ``mpirun -np 2 minroots train --preset tiny`` to train one model on two processes.
 """

@@ -10,7 +10,7 @@ precision   products (``Linear``)        weights, optimizer  loss scale
 ==========  ===========================  ==================  ===================================
 float32     float32                      float32             none
 bf16        bfloat16 (``ml_dtypes``)     float32 (master)    none: bf16 has float32's range
-fp16        float16                      float32 (master)    dynamic (:class:`LossScaler`)
+fp16        float16                      float32 (master)    dynamic (``LossScaler``)
 ==========  ===========================  ==================  ===================================
 
 The weights and AdamW's moments never leave float32: an update :math:`\eta \hat m / \sqrt{\hat v}`
@@ -50,7 +50,7 @@ class MixedPrecision:
         self.scaler = LossScaler() if precision == "fp16" else None
 
     def autocast(self):
-        """The context in which the forward and backward run: :class:`autocast`, and for fp16
+        """The context in which the forward and backward run: :class:`~minroots.autograd.autocast.autocast`, and for fp16
         NumPy's overflow warnings silenced (an overflow is expected there: the step is skipped)."""
         if self.scaler is None:
             return autocast(self.dtype)

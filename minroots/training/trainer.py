@@ -112,7 +112,7 @@ class Trainer:
             (``Trainer(model, data, max_steps=100)``).
         callbacks: objects with ``on_step_end``/``on_evaluate``/``on_save`` (see
             :mod:`minroots.training.callbacks`).
-        world: this process's rank among several (:class:`minroots.distributed.World`); by
+        world: this process's rank among several (:class:`minroots.distributed.world.World`); by
             default the ranks started by ``mpirun``/``srun``, or one process (chapter 13).
 
     After :meth:`train`, ``trainer.history`` holds the records and ``trainer.step`` the number of
