@@ -146,4 +146,7 @@ def test_checkpointed_blocks_on_the_gpu_give_exactly_the_plain_gradients():
     again = loss_and_grads(model, x, y)
     assert again[0] == plain[0]
     for name, g in plain[1].items():
-        assert bool((again[1][name] == g).all()), name
+        if name == "wte.weight":  # the embedding's backward adds with GPU atomics, in any order
+            np.testing.assert_allclose(B.to_numpy(again[1][name]), B.to_numpy(g), atol=1e-6)
+        else:
+            assert bool((again[1][name] == g).all()), name

@@ -325,11 +325,12 @@ def test_nccl_communicator_on_one_gpu():
 
 @pytest.mark.gpu
 def test_a_trainer_on_the_gpu_with_a_one_rank_nccl_world_matches_the_plain_one():
-    """device='cuda' with an explicit 1-rank NCCL world trains the weights of the plain GPU run."""
+    """device='cuda' with an explicit 1-rank NCCL world trains the weights of the plain GPU run
+    (to the rounding of the embedding's atomic GPU additions, whose order varies)."""
     from minroots.distributed.nccl import NCCLCommunicator
 
     plain, _ = train_weights(config(device="cuda"))
     world = World(rank=0, size=1, comm=NCCLCommunicator(0, 1, timeout=30))
     nccl, _ = train_weights(config(device="cuda"), world=world)
     assert max_difference({k: B.to_numpy(v) for k, v in plain.items()},
-                          {k: B.to_numpy(v) for k, v in nccl.items()}) == 0.0  # fmt: skip
+                          {k: B.to_numpy(v) for k, v in nccl.items()}) < 1e-5  # fmt: skip

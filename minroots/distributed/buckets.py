@@ -23,8 +23,6 @@ the buckets ``[3 | 1]`` and ``[4]`` (reverse order; a tensor never spans two buc
 
 from __future__ import annotations
 
-import numpy as np
-
 from minroots import backend as B
 
 __all__ = ["GradientBuckets", "plan_buckets"]
@@ -93,7 +91,7 @@ class GradientBuckets:
                 start += n
             last = k == len(self.plan) - 1
             if last:
-                buf[start:] = np.asarray(scalars, dtype=self.dtype)
+                buf[start:] = B.get_array_module(buf).asarray(scalars, dtype=self.dtype)
             comm.all_reduce(buf)
             buf *= scale
             start = 0
