@@ -145,6 +145,24 @@ def test_device_cuda_without_cupy_or_a_gpu_fails_before_training():
         Trainer(tiny(62), TEXT, config=config(device="cuda"))
 
 
+def test_a_single_process_imports_neither_mpi_nor_nccl(tmp_path):
+    """One process trains without importing mpi4py or CuPy (a fresh interpreter, 2 steps)."""
+    code = (
+        "import sys, minroots\n"
+        "from minroots.training import Trainer\n"
+        "from minroots.nn import TransformerModel\n"
+        "text = minroots.data.load_corpus('shakespeare')[:5000]\n"
+        "Trainer(TransformerModel(vocab_size=80, block_size=16, n_layer=1, n_embd=16), text,\n"
+        "        max_steps=2, batch_size=2, log_interval=0, eval_interval=0, out_dir=None).train()\n"
+        "print(sorted(m for m in ('mpi4py', 'cupy') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MINROOTS_CACHE": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
 # --- simulated ranks: one process, threads, the same Trainer ------------------------------------
 TEXT = minroots.data.load_corpus("shakespeare")[:20000]
 
