@@ -101,10 +101,10 @@ class World:
     backward, and writes files only when :attr:`is_main`.
     """
 
-    rank: int = 0
-    size: int = 1
-    comm: Communicator | None = None
-    bucket_mb: float = 25.0  # megabytes per all-reduce call
+    rank: int = 0  # this process's number, 0 .. size - 1 (rank 0 writes the files)
+    size: int = 1  # number of ranks training the model together
+    comm: Communicator | None = None  # how the ranks talk (None for one process)
+    bucket_mb: float = 25.0  # megabytes of gradients per all-reduce call
 
     def __post_init__(self):
         self._buckets = None
