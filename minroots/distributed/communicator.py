@@ -37,8 +37,8 @@ class CommunicationError(RuntimeError):
 class Communicator:
     """A group of ``size`` ranks, of which this process is ``rank``; the interface of chapter 13.
 
-    Subclasses implement :meth:`all_reduce`, :meth:`broadcast` and :meth:`barrier`; ``timeout``
-    bounds how long each may wait for the other ranks.
+    Subclasses implement :meth:`Communicator.all_reduce`, :meth:`Communicator.broadcast` and
+    :meth:`Communicator.barrier`; ``timeout`` bounds how long each may wait for the other ranks.
     """
 
     name = "communicator"

@@ -27,7 +27,7 @@ __all__ = ["LocalGroup", "LocalCommunicator", "run_ranks"]
 
 
 class LocalGroup:
-    """``size`` simulated ranks; :meth:`communicator` gives rank ``r`` its end of the group."""
+    """``size`` simulated ranks; :meth:`LocalGroup.communicator` gives rank ``r`` its end of the group."""
 
     def __init__(self, size: int, timeout: float = 60.0):
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:

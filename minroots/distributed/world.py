@@ -97,8 +97,8 @@ def rows_per_micro_batch(rows: int, batch_size: int) -> int:
 class World:
     """This process's rank in a job of ``size`` ranks (one process: rank 0 of 1, no communicator).
 
-    The Trainer calls :meth:`shard` on each step's batch, :meth:`average_gradients` after the
-    backward, and writes files only when :attr:`is_main`.
+    The Trainer calls :meth:`World.shard` on each step's batch, :meth:`World.average_gradients`
+    after the backward, and writes files only when :attr:`World.is_main`.
     """
 
     rank: int = 0  # this process's number, 0 .. size - 1 (rank 0 writes the files)
