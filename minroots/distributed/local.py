@@ -37,6 +37,7 @@ class LocalGroup:
         self._slots: list = [None] * size
 
     def communicator(self, rank: int) -> LocalCommunicator:
+        """Rank ``rank``'s end of the group, to hand to that rank's thread."""
         if not 0 <= rank < self.size:
             raise ValueError(
                 f"LocalGroup.communicator: rank must be in [0, {self.size}), got {rank}"

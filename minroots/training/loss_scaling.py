@@ -76,9 +76,11 @@ class LossScaler:
             self.good_steps = 0
 
     def state_dict(self) -> dict:
+        """The scale and its counters, JSON-able (saved in the Trainer's checkpoints)."""
         return {"scale": self.scale, "good_steps": self.good_steps, "skipped": self.skipped}
 
     def load_state_dict(self, state: dict) -> None:
+        """Continue from a :meth:`LossScaler.state_dict`."""
         self.scale = float(state["scale"])
         self.good_steps = int(state["good_steps"])
         self.skipped = int(state.get("skipped", 0))

@@ -74,8 +74,10 @@ class MixedPrecision:
         return finite
 
     def state_dict(self) -> dict | None:
+        """The loss scaler's state (fp16), or ``None``: saved in the Trainer's checkpoints."""
         return None if self.scaler is None else self.scaler.state_dict()
 
     def load_state_dict(self, state: dict | None) -> None:
+        """Restore what :meth:`MixedPrecision.state_dict` saved (nothing to do without fp16)."""
         if self.scaler is not None and state is not None:
             self.scaler.load_state_dict(state)
