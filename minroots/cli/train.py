@@ -7,10 +7,13 @@ Book chapter 7, "Training" (``book/07_training.md``); tests in ``tests/test_cli.
     minroots train                                   # the default preset, a few minutes
     minroots train --preset tiny --out runs/t max_steps=50 lr=3e-3
     minroots train --config my_run.toml --resume
+    mpirun -np 2 minroots train --preset tiny        # one model trained by 2 processes
 
 The run's tables are read by :func:`minroots.training.run_config.load_run_config`; this module
 builds the dataset, the model and the :class:`~minroots.training.Trainer`, trains, and prints the
-validation perplexity and a sample.
+validation perplexity and a sample. Under ``mpirun``/``srun`` every rank runs this command;
+rank 0 alone prints and writes (chapter 13, ``book/13_training_at_scale.md``), and a rank that
+dies stops the others with a message naming the checkpoint to resume from.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import time
 
 from minroots.backend import manual_seed
 from minroots.cli.generate import stream_sample
+from minroots.distributed.communicator import CommunicationError
 from minroots.nn import TransformerConfig, TransformerModel
 from minroots.training.checkpoint import latest_checkpoint
 from minroots.training.config import TrainerConfig
@@ -90,11 +94,14 @@ def run(args) -> int:
     if args.resume:
         trainer.resume()
     c = model.config
-    print(
+    say = print if trainer.world.is_main else _silent  # rank 0 alone speaks (chapter 13)
+    ranks = f" on {trainer.world.size} ranks" if trainer.world.size > 1 else ""
+    say(
         f"minroots train: {config['data'].corpus} ({dataset.num_tokens:,} tokens, vocabulary "
         f"{dataset.vocab_size}); GPT with {model.num_parameters():,} parameters (n_layer={c.n_layer}, "
         f"n_head={c.n_head}, n_embd={c.n_embd}, block_size={c.block_size}); {trainer.total_steps} "
-        f"steps of {trainer.sequences_per_step} x {c.block_size} tokens; writing to {tcfg.out_dir}",
+        f"steps of {trainer.sequences_per_step} x {c.block_size} tokens{ranks}; writing to "
+        f"{tcfg.out_dir}",
         flush=True,
     )
     start = time.perf_counter()
@@ -102,20 +109,26 @@ def run(args) -> int:
         history = trainer.train()
     except KeyboardInterrupt:
         raise KeyboardInterrupt(_interrupted_note(trainer)) from None
+    except CommunicationError as exc:  # another rank died: end the whole job, say how to resume
+        trainer.world.fail(f"{exc}; {_interrupted_note(trainer)}")
     elapsed = time.perf_counter() - start
     last = history.last_val
     if last is None:  # eval_interval = 0: evaluate once now, so there is a number to report
         last = trainer.evaluate()
-    print(
+    say(
         f"done: {trainer.step} steps in {elapsed:.1f} s; validation loss {last['val_loss']:.4f} "
         f"nats/token, validation perplexity {last['val_perplexity']:.2f}"
     )
     if tcfg.out_dir is not None:
-        print(f"checkpoint: {tcfg.out_dir} (minroots generate --checkpoint {tcfg.out_dir})")
-    if config["sample"].max_new_tokens > 0:
+        say(f"checkpoint: {tcfg.out_dir} (minroots generate --checkpoint {tcfg.out_dir})")
+    if config["sample"].max_new_tokens > 0 and trainer.world.is_main:
         print("sample:")
         stream_sample(model, dataset.tokenizer, config["sample"])
     return 0
+
+
+def _silent(*args, **kwargs) -> None:
+    """``print`` on the ranks that do not speak."""
 
 
 def _interrupted_note(trainer) -> str:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from minroots import generation
 from minroots.autograd import Tensor
+from minroots.autograd.checkpoint import checkpoint
 from minroots.nn.attention import KVCache
 from minroots.nn.dropout import Dropout
 from minroots.nn.embedding import Embedding
@@ -103,6 +104,7 @@ class TransformerModel(Module):
         self.lm_head = Linear(c.n_embd, c.vocab_size, bias=False)
         if c.tie_weights:
             self.lm_head.weight = self.wte.weight  # one Parameter, two names
+        self.checkpoint_activations = False  # recompute each block in the backward (chapter 13)
 
     # ------------------------------------------------------------------ forward
     def hidden_states(self, idx, caches: list[KVCache] | None = None) -> Tensor:
@@ -121,7 +123,10 @@ class TransformerModel(Module):
         x = self.wte(ids) + self.wpe(t, offset)  # (B, T, C) + (T, C)
         x = self.drop(x)
         for i, block in enumerate(self.h):
-            x = block(x, is_causal=True, cache=caches[i] if caches else None)  # (B, T, C)
+            if self.checkpoint_activations and not caches:  # keep only x; see autograd/checkpoint
+                x = checkpoint(block, x, is_causal=True)  # (B, T, C)
+            else:
+                x = block(x, is_causal=True, cache=caches[i] if caches else None)  # (B, T, C)
         return self.ln_f(x)
 
     def forward(self, idx, targets=None, ignore_index: int = -100):
