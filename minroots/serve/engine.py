@@ -135,6 +135,7 @@ class Engine:
         self.waiting: deque[Sequence] = deque()
         self.rng = B.rng("numpy")  # for sequences without a seed
         self.steps = self.tokens = 0  # counters, for /health and the benchmarks
+        self.peak_batch = 0  # the most sequences one decoding forward has held
         xp = B.get_array_module(model.wte.weight.data)
         self._asarray = xp.asarray
 
@@ -200,6 +201,7 @@ class Engine:
 
     def _decode_rows(self, events: list[Event]) -> None:
         n = len(self.rows)
+        self.peak_batch = max(self.peak_batch, n)
         last = np.array([[s.tokens[-1]] for s in self.rows], dtype=np.int64)  # (B, 1)
         with no_grad():
             logits = self._logits(last, self.cache.views(0, n))  # (B, V)

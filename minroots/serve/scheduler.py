@@ -103,7 +103,7 @@ class Scheduler:
         with self._cond:
             return {"running": e.running, "waiting": len(e.waiting), "pending": self.pending,
                     "max_batch": e.max_batch, "max_queue": self.max_queue, "steps": e.steps,
-                    "tokens": e.tokens, "kv_cache_bytes": e.cache.nbytes}  # fmt: skip
+                    "tokens": e.tokens, "peak_batch": e.peak_batch, "kv_cache_bytes": e.cache.nbytes}  # fmt: skip
 
     # ------------------------------------------------------------------ the worker thread
     def _run(self) -> None:
