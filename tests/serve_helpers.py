@@ -21,13 +21,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def save_checkpoint(folder: Path, *, bpe: bool = False, block_size: int = 32, n_layer: int = 1,
-                    n_embd: int = 32, seed: int = 0):  # fmt: skip
+                    n_embd: int = 32, seed: int = 0, tie_weights: bool = True):  # fmt: skip
     """An untrained model and its tokenizer saved as a checkpoint (characters of the bundled
     Shakespeare, or byte-level BPE with no merges: every byte a token); returns the tokenizer."""
     tok = BPETokenizer() if bpe else CharTokenizer.from_text(load_corpus("shakespeare")[:20000])
     manual_seed(seed)
     model = TransformerModel(vocab_size=tok.vocab_size, block_size=block_size, n_layer=n_layer,
-                             n_head=2, n_embd=n_embd)  # fmt: skip
+                             n_head=2, n_embd=n_embd, tie_weights=tie_weights)  # fmt: skip
     model.save(folder)
     tok.save(Path(folder) / "tokenizer.json")
     return tok

@@ -4,6 +4,7 @@ client that disconnects freeing its slot (book chapter 14)."""
 
 import http.client
 import json
+import socket
 import threading
 import time
 
@@ -223,3 +224,20 @@ def test_the_limits_are_printed_at_start_up(tiny):
     log = tiny.log()
     assert "max-batch 4, max-queue 4, max-tokens 64, max-body 4096 bytes" in log
     assert "API key required" in log and "CORS off" in log and "127.0.0.1" in log
+
+
+def test_a_client_that_leaves_before_a_whole_answer_frees_its_slot(busy):
+    before = busy.get("/health")["tokens"]
+    body = json.dumps({"prompt": "Hello", "max_tokens": 2000}).encode()
+    with socket.create_connection(("127.0.0.1", busy.port), timeout=30) as sock:
+        sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                     b"\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not busy.get("/health")["running"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert busy.get("/health")["running"] == 1
+    deadline = time.monotonic() + 10
+    while busy.get("/health")["pending"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    health = busy.get("/health")
+    assert health["pending"] == 0 and health["tokens"] - before < 1000
