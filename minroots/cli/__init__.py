@@ -56,6 +56,7 @@ COMMANDS = [
     "eval",
     "assignments",
     "serve",
+    "quantize",
 ]
 
 
