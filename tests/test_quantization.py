@@ -105,7 +105,9 @@ def _model(seed=0, **kw):
 def test_a_quantized_model_saves_and_loads_back_the_same(tmp_path, bits):
     model = quantize_model(_model(), bits)
     assert model.quantization["modules"] == [
-        f"h.{i}.{m}" for i in range(2) for m in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+        f"h.{i}.{m}"
+        for i in range(2)
+        for m in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
     ]
     assert model.lm_head.weight is model.wte.weight  # the tied output layer stays float
     model.save(tmp_path / "q")
@@ -113,7 +115,9 @@ def test_a_quantized_model_saves_and_loads_back_the_same(tmp_path, bits):
     assert config["quantization"]["bits"] == bits
     back = TransformerModel.load(tmp_path / "q")
     layer = back.h[1].mlp.c_fc
-    assert isinstance(layer, QuantizedLinear) and layer.qweight.dtype == (np.int8 if bits == 8 else np.uint8)
+    assert isinstance(layer, QuantizedLinear) and layer.qweight.dtype == (
+        np.int8 if bits == 8 else np.uint8
+    )
     ids = np.array([[1, 2, 3, 4, 5]])
     np.testing.assert_array_equal(back(ids)[0].data, model(ids)[0].data)
     single = tmp_path / "one.safetensors"  # the one-file form keeps it in the metadata
@@ -131,7 +135,9 @@ def test_decoding_a_quantized_model_batched_equals_alone():
     while not engine.idle:
         engine.step()
     for i, (p, s) in enumerate(zip(prompts, seqs, strict=True)):
-        assert s.tokens == generate(model, np.array(p), 10, temperature=0.9, seed=i)[len(p) :].tolist()
+        assert (
+            s.tokens == generate(model, np.array(p), 10, temperature=0.9, seed=i)[len(p) :].tolist()
+        )
 
 
 def _held_bytes(make) -> int:
@@ -156,7 +162,9 @@ def test_resident_weight_memory_really_falls(tmp_path):
         if bits < 32:
             quantize_model(model, bits)
         model.save(tmp_path / str(bits))
-    held = {b: _held_bytes(lambda b=b: TransformerModel.load(tmp_path / str(b))) for b in (32, 8, 4)}
+    held = {
+        b: _held_bytes(lambda b=b: TransformerModel.load(tmp_path / str(b))) for b in (32, 8, 4)
+    }
     exact = {b: quantized_nbytes(TransformerModel.load(tmp_path / str(b))) for b in (32, 8, 4)}
     assert exact[8] < 0.3 * exact[32] and exact[4] < 0.18 * exact[32], exact
     for b in (32, 8, 4):  # what the loaded model holds is its arrays, not a float copy

@@ -52,7 +52,9 @@ def _greedy_reply(model, tok, messages, max_tokens):
     """What the server must answer with temperature 0: the plain chat format, stopped at the
     first blank line or after ``max_tokens`` tokens."""
     ids = PlainChatFormat(tok).prompt_ids(messages)
-    text = tok.decode(generate(model, np.array(ids), max_tokens, temperature=0)[len(ids) :].tolist())
+    text = tok.decode(
+        generate(model, np.array(ids), max_tokens, temperature=0)[len(ids) :].tolist()
+    )
     return text.split("\n\n")[0]
 
 

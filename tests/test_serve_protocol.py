@@ -134,7 +134,13 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 
 def test_defaults_follow_openai():
     chat = _parse({"messages": MESSAGES})
-    assert (chat.max_tokens, chat.temperature, chat.top_p, chat.top_k, chat.n) == (100, 1.0, None, None, 1)
+    assert (chat.max_tokens, chat.temperature, chat.top_p, chat.top_k, chat.n) == (
+        100,
+        1.0,
+        None,
+        None,
+        1,
+    )
     assert not chat.stream and chat.stop == () and not chat.stop_given
     completion = _parse({"prompt": "x"}, chat=False)
     assert completion.max_tokens == 16 and completion.prompts == ["x"]
@@ -143,13 +149,21 @@ def test_defaults_follow_openai():
 def test_accepted_forms_of_prompt_messages_stop_and_neutral_fields():
     assert _parse({"prompt": ["a", [1, 2]]}, chat=False).prompts == ["a", [1, 2]]
     assert _parse({"prompt": [3, 4]}, chat=False).prompts == [[3, 4]]
-    parts = [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]
+    parts = [
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}
+    ]
     assert _parse({"messages": parts}).messages == [{"role": "user", "content": "ab"}]
     assert _parse({"messages": MESSAGES, "stop": "\n"}).stop == ("\n",)
     req = _parse({"messages": MESSAGES, "top_k": -1, "top_p": 1, "presence_penalty": 0.0,
                   "logprobs": False, "user": "me", "max_completion_tokens": 5, "seed": 3,
                   "stream": True, "stream_options": {"include_usage": True}})  # fmt: skip
-    assert (req.top_k, req.top_p, req.max_tokens, req.seed, req.include_usage) == (None, None, 5, 3, True)
+    assert (req.top_k, req.top_p, req.max_tokens, req.seed, req.include_usage) == (
+        None,
+        None,
+        5,
+        3,
+        True,
+    )
 
 
 @pytest.mark.parametrize(

@@ -98,7 +98,9 @@ def test_chat_completion_streamed_and_not_agree(tiny):
     assert chunks[-1].usage.completion_tokens == reply.usage.completion_tokens
 
     conn, response = _raw_stream(tiny, "/v1/chat/completions", {**kwargs, "stream": True})
-    assert response.status == 200 and response.getheader("content-type").startswith("text/event-stream")
+    assert response.status == 200 and response.getheader("content-type").startswith(
+        "text/event-stream"
+    )
     payloads = _events(response)
     conn.close()
     assert payloads[-1] == "[DONE]" and all(json.loads(p)["object"] == "chat.completion.chunk"
@@ -148,9 +150,13 @@ def test_batched_output_equals_alone(tiny):
 
 def test_streamed_bytes_are_never_half_a_character(busy):
     client = _client(busy, key="unused")
-    kwargs = dict(model=busy.get("/health")["model"], prompt="é", max_tokens=60, temperature=1.5, seed=0)
+    kwargs = dict(
+        model=busy.get("/health")["model"], prompt="é", max_tokens=60, temperature=1.5, seed=0
+    )
     whole = client.completions.create(**kwargs).choices[0].text
-    pieces = [c.choices[0].text for c in client.completions.create(**kwargs, stream=True) if c.choices]
+    pieces = [
+        c.choices[0].text for c in client.completions.create(**kwargs, stream=True) if c.choices
+    ]
     assert "".join(pieces) == whole
     texts = [p for p in pieces if p]
     assert all(not p.endswith("\ufffd") for p in texts[:-1])  # a split character waits
@@ -189,7 +195,9 @@ def test_every_bad_request_gets_its_status(tiny):
     assert "32 tokens" in error["message"] and error["code"] == "context_length_exceeded"
     status, body, _ = tiny.post("/v1/completions", {"prompt": "A", "max_tokens": 65}, AUTH)
     assert "<= 64" in _check_error(status, body, 400, "max_tokens")["message"]
-    status, body, _ = tiny.post("/v1/completions", {"prompt": "\u4e2d"}, AUTH)  # not in the vocabulary
+    status, body, _ = tiny.post(
+        "/v1/completions", {"prompt": "\u4e2d"}, AUTH
+    )  # not in the vocabulary
     assert "U+4E2D" in _check_error(status, body, 400, "prompt")["message"]
     with pytest.raises(openai.NotFoundError):
         _client(tiny).completions.create(model="gpt-4", prompt="A")
@@ -206,7 +214,9 @@ def test_a_full_server_refuses_and_a_disconnect_frees_the_slot_at_once(busy):
     first = response.readline()  # the first event: the request holds the only slot
     assert first.startswith(b"data: ")
     status, error, headers = busy.post("/v1/completions", {"prompt": "Hi", "max_tokens": 5})
-    assert _check_error(status, error, 429)["code"] == "queue_full" and headers["Retry-After"] == "1"
+    assert (
+        _check_error(status, error, 429)["code"] == "queue_full" and headers["Retry-After"] == "1"
+    )
     with pytest.raises(openai.RateLimitError):
         _client(busy, key="unused").completions.create(model="ckpt", prompt="Hi", max_tokens=5)
     conn.close()  # the client goes away mid-stream

@@ -75,7 +75,9 @@ def run(args) -> int:
 
         from minroots.serve.app import ServeConfig, create_app
     except ModuleNotFoundError as exc:
-        raise RuntimeError(f"minroots serve needs {exc.name}: pip install 'minroots[serve]'") from None
+        raise RuntimeError(
+            f"minroots serve needs {exc.name}: pip install 'minroots[serve]'"
+        ) from None
     from minroots.serve.chat_format import load_chat_format
     from minroots.training.checkpoint import load_model, load_tokenizer, resolve_checkpoint
 

@@ -167,7 +167,9 @@ class QuantizedLinear(Module):
             self.register_buffer("qweight", xp.zeros((out_features, in_features), dtype=np.int8))
             self.register_buffer("scales", xp.ones(out_features, dtype=np.float32))
         else:
-            self.register_buffer("qweight", xp.zeros((out_features, in_features // 2), dtype=np.uint8))
+            self.register_buffer(
+                "qweight", xp.zeros((out_features, in_features // 2), dtype=np.uint8)
+            )
             self.register_buffer("scales", xp.ones((out_features, in_features // group_size),
                                                    dtype=np.float32))  # fmt: skip
         self.bias = Parameter(xp.zeros(out_features, dtype=dtype)) if bias else None
@@ -249,7 +251,9 @@ def quantize_model(model, bits: int, group_size: int | None = None, *, modules=N
     """
     one_of("quantize_model", "bits", bits, (8, 4))
     if bits == 4:
-        group_size = integer("quantize_model", "group_size", 32 if group_size is None else group_size, low=2)
+        group_size = integer(
+            "quantize_model", "group_size", 32 if group_size is None else group_size, low=2
+        )
     else:
         group_size = None
     named = dict(model.named_modules())

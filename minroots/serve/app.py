@@ -341,7 +341,9 @@ class _Answer:
             return APIError(503, "the request waited for a slot longer than --request-timeout="
                             f"{self.served.config.request_timeout:g} s; retry later",
                             type="server_error", code="timeout")  # fmt: skip
-        return APIError(500, "the server failed while generating (see its log)", type="server_error")
+        return APIError(
+            500, "the server failed while generating (see its log)", type="server_error"
+        )
 
     async def collect(self, request) -> dict:
         """Wait for every sequence; a client that disconnects cancels them."""

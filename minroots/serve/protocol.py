@@ -162,7 +162,9 @@ def parse_request(body: dict, *, chat: bool, max_tokens_cap: int, max_n: int) ->
     if options is not None and (not isinstance(options, dict) or set(options) - {"include_usage"}):
         raise APIError(400, f"{where}: stream_options must be an object like "
                        f'{{"include_usage": true}}, got {options!r}', param="stream_options")  # fmt: skip
-    include_usage = _boolean(where, "stream_options.include_usage", (options or {}).get("include_usage", False))
+    include_usage = _boolean(
+        where, "stream_options.include_usage", (options or {}).get("include_usage", False)
+    )
     if options is not None and not stream:
         raise APIError(400, f"{where}: stream_options is only allowed with stream=true",
                        param="stream_options")  # fmt: skip
@@ -222,6 +224,7 @@ def _stop(where: str, stop) -> tuple:
 def _prompts(where: str, prompt) -> list:
     """A completions ``prompt``: a string, a list of strings, a list of token ids, or a list of
     lists of token ids; returned as a list of prompts (each a str or a list of ints)."""
+
     def ids(p):
         return isinstance(p, list) and p and all(
             isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in p)  # fmt: skip
