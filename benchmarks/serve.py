@@ -3,7 +3,7 @@
 Book chapter 14, "Deployment" (``book/14_deployment.md``); results in ``benchmarks/README.md``.
 
 Run:  minroots train --out runs/default
-      python benchmarks/serve.py --checkpoint runs/default [--requests 48] [--soak 500]
+      python benchmarks/serve.py --checkpoint runs/default [--requests 96] [--soak 500]
 
 The script starts ``minroots serve`` on a free port of 127.0.0.1 (or uses ``--url``), then for
 each concurrency level runs that many client threads, each sending streamed completions one
@@ -157,7 +157,7 @@ def main(argv=None) -> None:
     parser.add_argument("--checkpoint", default="runs/default", help="run or checkpoint to serve")
     parser.add_argument("--url", default=None, help="use a running server instead")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--requests", type=int, default=48, help="requests per level (48)")
+    parser.add_argument("--requests", type=int, default=96, help="requests per level (96)")
     parser.add_argument("--tokens", type=int, default=48, help="tokens per request (48)")
     parser.add_argument("--soak", type=int, default=500, help="requests of the RSS soak (500)")
     parser.add_argument("--max-seconds", type=float, default=300, help="time cap per level (300)")
@@ -180,7 +180,7 @@ def main(argv=None) -> None:
         pid = proc.pid if proc is not None else None
         aggregate, p99 = {}, {}
         for clients in args.levels:
-            cpu = cpu_seconds(pid), cpu_seconds(None)
+            cpu = cpu_seconds(pid) if pid is not None else None, cpu_seconds(None)
             results, wall = run_level(url, model, clients, args.requests, args.tokens,
                                       args.max_seconds)  # fmt: skip
             server_cpu = "n/a" if cpu[0] is None else f"{cpu_seconds(pid) - cpu[0]:.1f}"

@@ -308,8 +308,8 @@ async def _generate(request, chat: bool):
             seqs.append(seq)
     loop, queue = asyncio.get_running_loop(), asyncio.Queue()
 
-    def deliver(event):  # called from the engine's thread
-        loop.call_soon_threadsafe(queue.put_nowait, event)
+    def deliver(events):  # called from the engine's thread, once per step
+        loop.call_soon_threadsafe(queue.put_nowait, events)
 
     try:
         served.scheduler.submit(seqs, deliver)
@@ -351,14 +351,15 @@ class _Answer:
         texts = {s: [] for s in self.seqs}
         try:
             while self.open:
-                event = await self.queue.get()
-                if event is None:  # the client went away
+                events = await self.queue.get()
+                if events is None:  # the client went away
                     return {}
-                texts[event.sequence].append(event.text)
-                if event.finish_reason is not None:
-                    self.open.discard(event.sequence)
-                    if event.finish_reason in ("timeout", "error"):
-                        raise self._failure(event.finish_reason)
+                for event in events:
+                    texts[event.sequence].append(event.text)
+                    if event.finish_reason is not None:
+                        self.open.discard(event.sequence)
+                        if event.finish_reason in ("timeout", "error"):
+                            raise self._failure(event.finish_reason)
         finally:
             watcher.cancel()
             if self.open:
@@ -376,18 +377,9 @@ class _Answer:
                     yield sse(chat_chunk(self.id, self.created, model, i, {"role": "assistant",
                                                                           "content": ""}))  # fmt: skip
             while self.open:
-                event = await self.queue.get()
-                seq, reason = event.sequence, event.finish_reason
-                if reason in ("timeout", "error"):
-                    self.open.discard(seq)
-                    yield sse(self._failure(reason).body())
-                    continue
-                i = self.index[seq]
-                if event.text:
-                    yield sse(self._chunk(i, event.text))
-                if reason is not None:
-                    self.open.discard(seq)
-                    yield sse(self._chunk(i, None, reason))
+                chunks = self._events(await self.queue.get())
+                if chunks:
+                    yield b"".join(chunks)
             if self.req.include_usage:
                 yield sse({"id": self.id, "object": "chat.completion.chunk" if self.req.chat
                            else "text_completion", "created": self.created, "model": model,
@@ -396,6 +388,23 @@ class _Answer:
         finally:  # also when the client went away and Starlette cancelled this stream
             if self.open:
                 self.served.scheduler.cancel(list(self.open))
+
+    def _events(self, events) -> list[bytes]:
+        """The server-sent events of one step's events (all sent in one write)."""
+        out = []
+        for event in events:
+            seq, reason = event.sequence, event.finish_reason
+            if reason in ("timeout", "error"):
+                self.open.discard(seq)
+                out.append(sse(self._failure(reason).body()))
+                continue
+            i = self.index[seq]
+            if event.text:
+                out.append(sse(self._chunk(i, event.text)))
+            if reason is not None:
+                self.open.discard(seq)
+                out.append(sse(self._chunk(i, None, reason)))
+        return out
 
     def _chunk(self, i: int, text: str | None, reason: str | None = None) -> dict:
         model = self.served.config.model_name

@@ -74,9 +74,10 @@ class Scheduler:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
-    def submit(self, seqs: list[Sequence], deliver: Callable[[Event], None]) -> None:
-        """Queue ``seqs`` (all or none); ``deliver(event)`` is called from the worker thread for
-        each of their events. Raises :class:`QueueFull` when they do not fit."""
+    def submit(self, seqs: list[Sequence], deliver: Callable[[list[Event]], None]) -> None:
+        """Queue ``seqs`` (all or none); ``deliver(events)`` is called from the worker thread
+        with the events of each step that concern them. Raises :class:`QueueFull` when they do
+        not fit."""
         with self._cond:
             if self.pending + len(seqs) > self.capacity:
                 raise QueueFull(
@@ -125,10 +126,12 @@ class Scheduler:
             except Exception:  # a bug or a broken model: fail these requests, keep serving
                 log.exception("minroots serve: a decoding step failed")
                 events = [Event(s, None, "", "error") for s in self.engine.abort_all()]
+            by_request: dict = {}  # one delivery per request and step, not one per token
             for event in events:
                 if event.finish_reason is not None:
                     with self._cond:
                         self.pending -= 1
-                event.sequence.tag(event)
-            if not events:
-                time.sleep(0)  # only waiting or cancelled sequences: let the event loop run
+                by_request.setdefault(event.sequence.tag, []).append(event)
+            for deliver, batch in by_request.items():
+                deliver(batch)
+            time.sleep(0)  # let the event loop (which needs the GIL) send them and take requests
