@@ -426,7 +426,7 @@ async def _until_disconnect(request, queue: asyncio.Queue) -> None:
 # --- running it ---------------------------------------------------------------------------------
 class BackgroundServer:
     """uvicorn serving ``app`` in a thread of this process (a notebook, a test); ``port=0`` picks
-    a free port. Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    a free port. Use as a context manager, or call ``start()`` and ``stop()``.
 
     ::
 

@@ -23,7 +23,7 @@ model's own 2.4 MB of weights. This is why a server caps the number of slots (``
 :meth:`SlotCache.move`). Each row feeds one new token at its own position :math:`\ell_s`:
 
 - the position embedding is looked up per row (``length`` is an array ``(B,)``, which
-  :meth:`minroots.nn.TransformerModel.hidden_states` and the position layers accept);
+  :meth:`minroots.nn.gpt.TransformerModel.hidden_states` and the position layers accept);
 - the new key and value of row :math:`s` are written at :math:`\ell_s`, then every row attends
   over positions :math:`0 .. \max_s \ell_s`, with the keys it does not have hidden by a key
   padding mask: key :math:`j` is visible to row :math:`s` when :math:`j \le \ell_s`.
