@@ -232,3 +232,26 @@ def test_quantize_errors_are_one_line(checkpoint, capsys, extra, expected):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("minroots: error:") and "\n" not in err and expected in err, err
+
+
+def test_a_quantized_checkpoint_is_served(checkpoint):
+    pytest.importorskip("starlette")
+    pytest.importorskip("uvicorn")
+    import urllib.request
+
+    from minroots.serve.app import BackgroundServer, ServeConfig, create_app
+    from minroots.training.checkpoint import load_tokenizer
+
+    folder, _ = checkpoint
+    out = folder.parent / "int8"
+    assert main(["quantize", "--checkpoint", str(folder), "--bits", "8", "--out", str(out)]) == 0
+    model, tok = load_model(out), load_tokenizer(out)
+    ids = tok.encode("ROMEO:")
+    expected = tok.decode(generate(model, np.array(ids), 12, temperature=0)[len(ids) :].tolist())
+    app = create_app(model, tok, ServeConfig(model_name="q"))
+    body = json.dumps({"prompt": "ROMEO:", "max_tokens": 12, "temperature": 0}).encode()
+    with BackgroundServer(app) as server:
+        request = urllib.request.Request(server.url + "/v1/completions", data=body)
+        with urllib.request.urlopen(request, timeout=60) as r:
+            reply = json.loads(r.read())
+    assert reply["choices"][0]["text"] == expected

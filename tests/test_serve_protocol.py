@@ -211,3 +211,14 @@ def test_a_stream_chunk_is_one_server_sent_event_in_utf8():
     event = sse(chat_chunk("id", 1, "m", 0, {"content": "é"}))
     assert event.startswith(b"data: {") and event.endswith(b"}\n\n")
     assert "é".encode() in event and event.count(b"\n\n") == 1
+
+
+def test_the_commands_have_help_and_one_line_errors(capsys, tmp_path):
+    from minroots.cli import main
+
+    for command in ("serve", "quantize"):
+        assert main([command, "--help"]) == 0
+        assert f"usage: minroots {command}" in capsys.readouterr().out
+    assert main(["serve", "--checkpoint", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("minroots: error:") and "does not exist" in err and "\n" not in err
