@@ -209,3 +209,40 @@ def test_a_prompt_longer_than_the_context_is_refused():
     engine = Engine(_model("float32", block_size=8), max_batch=1)
     with pytest.raises(ValueError, match="more than the context"):
         engine.submit(Sequence(list(range(9))))
+
+
+def test_the_scheduler_fails_a_broken_step_and_keeps_serving():
+    import threading
+
+    from minroots.serve.scheduler import QueueFull, Scheduler
+
+    model = _model("float32")
+    forward, broken = model.hidden_states, [True]
+
+    def flaky(idx, caches=None):
+        if broken[0]:
+            raise RuntimeError("a broken step")
+        return forward(idx, caches)
+
+    model.hidden_states = flaky
+    scheduler = Scheduler(Engine(model, max_batch=1), max_queue=1, request_timeout=30).start()
+    try:
+        got, done = [], threading.Event()
+
+        def deliver(events):
+            got.extend(events)
+            if any(e.finish_reason for e in events):
+                done.set()
+
+        first = Sequence([1, 2], SamplingParams(3, 0.0))
+        scheduler.submit([first], deliver)
+        with pytest.raises(QueueFull):
+            scheduler.submit([Sequence([1]), Sequence([2])], deliver)  # 1 slot + 1 waiting
+        assert done.wait(10) and got[-1].finish_reason == "error" and first.finish_reason == "error"
+        broken[0], done, got = False, threading.Event(), []
+        second = Sequence([1, 2], SamplingParams(3, 0.0))
+        scheduler.submit([second], deliver)
+        assert done.wait(10) and second.finish_reason == "length" and len(second.tokens) == 3
+        assert scheduler.pending == 0
+    finally:
+        scheduler.close()

@@ -190,6 +190,8 @@ def test_every_bad_request_gets_its_status(tiny):
     _check_error(status, body, 400, "max_tokens")
     status, body, _ = tiny.post("/v1/chat/completions", {"messages": "hi"}, AUTH)
     _check_error(status, body, 400, "messages")
+    status, body, _ = tiny.post("/v1/completions", {"prompt": ["A", "B", "C"], "n": 3}, AUTH)
+    assert "holds at once (8)" in _check_error(status, body, 400, "n")["message"]  # never fits
     status, body, _ = tiny.post("/v1/completions", {"prompt": "A" * 33}, AUTH)
     error = _check_error(status, body, 400, "prompt")
     assert "32 tokens" in error["message"] and error["code"] == "context_length_exceeded"

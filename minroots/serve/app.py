@@ -295,6 +295,10 @@ async def _generate(request, chat: bool):
     req = parse_request(body, chat=chat, max_tokens_cap=cfg.max_tokens, max_n=cfg.max_batch)
     _check_model(served, req.model)
     prompts = _encode(served, req)
+    if len(prompts) * req.n > served.scheduler.capacity:  # it would never fit: not a 429
+        raise APIError(400, f"the request asks for {len(prompts) * req.n} sequences (prompts x "
+                       f"n), more than this server holds at once ({served.scheduler.capacity})",
+                       param="n")  # fmt: skip
     decode = served.chat_format.decode if chat else (lambda ids: served.tokenizer.decode(ids))
     stop = req.stop if req.stop_given else (served.chat_format.stop if chat else ())
     seqs, index = [], {}

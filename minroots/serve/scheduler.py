@@ -115,17 +115,23 @@ class Scheduler:
                 if self._stopping:
                     return
                 inbox, self._inbox = self._inbox, []
+                failed = []
                 for op, seq in inbox:
                     if op == "submit":
-                        self.engine.submit(seq)
+                        try:
+                            self.engine.submit(seq)
+                        except ValueError:  # checked before: a bug, but fail only this one
+                            log.exception("minroots serve: a sequence could not be queued")
+                            seq.finish_reason = "error"
+                            failed.append(Event(seq, None, "", "error"))
                     elif not seq.finished:
                         self.engine.cancel(seq)
                         self.pending -= 1
             try:
-                events = self.engine.step()
+                events = failed + self.engine.step()
             except Exception:  # a bug or a broken model: fail these requests, keep serving
                 log.exception("minroots serve: a decoding step failed")
-                events = [Event(s, None, "", "error") for s in self.engine.abort_all()]
+                events = failed + [Event(s, None, "", "error") for s in self.engine.abort_all()]
             by_request: dict = {}  # one delivery per request and step, not one per token
             for event in events:
                 if event.finish_reason is not None:
