@@ -102,7 +102,8 @@ def test_a_chat_template_renders_with_the_generation_prompt_and_decodes_replies(
     messages = [{"role": "user", "content": "hi", "name": "x"}]
     assert fmt.prompt_ids(messages) == [1, 2, 3] and fmt.stop_ids == (7,)
     assert template.calls == [(messages, True)]
-    assert fmt.decode([4, 5]) == "<4,5>" and fmt.stop == ()
+    assert fmt.decode([4, 5]) == "<4,5>" and fmt.stop == ()  # no tokenizer: the template's
+    assert TemplateChatFormat(template, CHARS).decode(CHARS.encode("Hi")) == "Hi"
 
 
 def test_load_chat_format_uses_the_checkpoints_template_or_falls_back(monkeypatch, tmp_path):
@@ -117,7 +118,10 @@ def test_load_chat_format_uses_the_checkpoints_template_or_falls_back(monkeypatc
     module.ChatTemplate = ChatTemplate
     monkeypatch.setitem(sys.modules, "minroots.chat", types.ModuleType("minroots.chat"))
     monkeypatch.setitem(sys.modules, "minroots.chat.template", module)
-    assert isinstance(load_chat_format(tmp_path / "chat", CHARS), TemplateChatFormat)
+    fmt = load_chat_format(tmp_path / "chat", CHARS)
+    assert (
+        isinstance(fmt, TemplateChatFormat) and fmt.template is template and fmt.tokenizer is CHARS
+    )
     assert isinstance(load_chat_format(tmp_path / "plain", CHARS), PlainChatFormat)
     monkeypatch.setitem(sys.modules, "minroots.chat", None)  # a minroots without chat templates
     monkeypatch.setitem(sys.modules, "minroots.chat.template", None)

@@ -92,12 +92,18 @@ def _speaker(message: dict) -> str:
 
 
 class TemplateChatFormat(ChatFormat):
-    """A checkpoint's chat template (``ChatTemplate``: ``render``, ``stop_ids``, ``decode_reply``)."""
+    """A checkpoint's chat template (``ChatTemplate``: ``render``, ``stop_ids``, ``decode_reply``).
+
+    The prompt is the template's rendering with the generation prompt; the reply ends at one of
+    its ``stop_ids``. A reply is streamed piece by piece, so its text comes from the tokenizer's
+    ``decode`` of the new tokens (which joins exactly for characters and byte-level BPE);
+    ``decode_reply`` is the template's form for a whole reply, used when a tokenizer is missing.
+    """
 
     name = "template"
 
-    def __init__(self, template):
-        self.template = template
+    def __init__(self, template, tokenizer=None):
+        self.template, self.tokenizer = template, tokenizer
         self.stop_ids = tuple(int(i) for i in template.stop_ids)
 
     def prompt_ids(self, messages: list[dict]) -> list[int]:
@@ -106,6 +112,8 @@ class TemplateChatFormat(ChatFormat):
         return [int(i) for i in ids]
 
     def decode(self, ids) -> str:
+        if self.tokenizer is not None:
+            return self.tokenizer.decode(list(ids))
         return self.template.decode_reply(list(ids))
 
 
@@ -119,4 +127,6 @@ def load_chat_format(checkpoint_dir, tokenizer) -> ChatFormat:
             raise
         return PlainChatFormat(tokenizer)
     template = ChatTemplate.load(os.fspath(checkpoint_dir))
-    return PlainChatFormat(tokenizer) if template is None else TemplateChatFormat(template)
+    if template is None:
+        return PlainChatFormat(tokenizer)
+    return TemplateChatFormat(template, tokenizer)
