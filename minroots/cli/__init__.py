@@ -55,6 +55,8 @@ COMMANDS = [
     "tokenizer",
     "eval",
     "assignments",
+    "serve",
+    "quantize",
 ]
 
 
