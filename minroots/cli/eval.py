@@ -91,7 +91,7 @@ def register_scores(eval_subparsers) -> None:
     rouge.add_argument(
         "--types",
         default="rouge1,rouge2,rougeL,rougeLsum",
-        help="comma-separated ROUGE types (rougeN, rougeL, rougeLsum)",
+        help="comma-separated ROUGE types: rouge1 to rouge9, rougeL, rougeLsum (default %(default)s)",
     )
     rouge.add_argument("--stemmer", action="store_true", help="Porter-stem tokens")
     rouge.add_argument(
