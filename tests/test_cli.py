@@ -48,7 +48,33 @@ def test_train_tiny_preset_end_to_end(tmp_path, capsys):
         "step-00000010",
         "step-00000020",
     ]
-    assert main(TINY) == 0  # rerunning the preset replaces its default folder
+
+
+def test_training_again_into_a_run_is_refused_like_the_trainer(tmp_path, capsys):
+    """One run-folder policy for the CLI and the API: never replace a run silently."""
+    args = [*TINY, "max_steps=2", "sample.max_new_tokens=0"]
+    assert main(args) == 0  # the preset's default folder, runs/tiny
+    capsys.readouterr()
+    assert main(args) == 2
+    message = one_line_error(capsys)
+    assert "runs/tiny already holds a run" in message
+    assert all(option in message for option in ("--resume", "--overwrite", "--out DIR"))
+    assert main([*args, "--overwrite"]) == 0
+    assert "done: 2 steps" in capsys.readouterr().out
+
+    from minroots.training import Trainer, TrainerConfig
+
+    config = TrainerConfig(max_steps=2, log_interval=0, out_dir="runs/tiny")
+    with pytest.raises(FileExistsError, match="already holds checkpoints.*overwrite=True"):
+        Trainer(_tiny_model(), "shakespeare", config=config).train()
+
+
+def _tiny_model():
+    from minroots.nn import TransformerConfig, TransformerModel
+
+    return TransformerModel(
+        TransformerConfig(vocab_size=80, block_size=8, n_layer=1, n_head=1, n_embd=8)
+    )
 
 
 def test_overrides_config_file_and_resume(tmp_path, capsys):

@@ -42,23 +42,29 @@ def register(subparsers) -> None:
                        "[train], [sample] tables changing the preset's values")  # fmt: skip
     train.add_argument("--preset", default="default", metavar="NAME",
                        help="a bundled preset: %(default)s (the default) or tiny (seconds)")  # fmt: skip
-    train.add_argument("--out", metavar="DIR", help="output folder (default runs/<preset>)")
+    train.add_argument("--out", metavar="DIR", help="output folder (default runs/<preset>); a "
+                       "folder that holds a run is never replaced without --overwrite")  # fmt: skip
     train.add_argument("--resume", action="store_true", help="continue the run saved in the "
                        "output folder from its latest checkpoint")  # fmt: skip
-    train.add_argument("--overwrite", action="store_true", help="replace another run's "
-                       "checkpoints in --out")  # fmt: skip
+    train.add_argument("--overwrite", action="store_true", help="replace the run already in "
+                       "the output folder (without it, training there again is refused)")  # fmt: skip
     train.add_argument("overrides", nargs="*", metavar="key=value",
                        help="change one setting, e.g. max_steps=100 or model.n_embd=64")  # fmt: skip
     train.set_defaults(func=run)
 
 
 def _trainer_config(args, train: dict) -> TrainerConfig:
-    """The ``[train]`` table with ``--out``/``--overwrite`` applied; refuses to clobber a run."""
+    """The ``[train]`` table with ``--out``/``--overwrite`` applied; refuses to clobber a run.
+
+    The run-folder policy, the same as the :class:`~minroots.training.Trainer`'s: a folder that
+    holds another run's checkpoints is never replaced silently, whether it was named with
+    ``--out`` or is the preset's default ``runs/<preset>``. Training again there needs
+    ``--resume`` (continue it) or ``--overwrite`` (start afresh); ``--out DIR`` trains elsewhere.
+    """
     if args.out is not None:
         train["out_dir"] = args.out
-    if "out_dir" not in train:  # the CLI's own folder per preset: rerunning a preset replaces it
+    if "out_dir" not in train:  # the CLI's own folder per preset
         train["out_dir"] = os.path.join("runs", args.preset)
-        train.setdefault("overwrite", True)
     if args.overwrite:
         train["overwrite"] = True
     tcfg = TrainerConfig.from_dict(train)
@@ -66,8 +72,9 @@ def _trainer_config(args, train: dict) -> TrainerConfig:
         latest = latest_checkpoint(tcfg.out_dir)
         if latest is not None:
             raise FileExistsError(
-                f"--out {tcfg.out_dir} already holds a run (latest checkpoint {latest.name}); add "
-                "--resume to continue it or --overwrite to replace it"
+                f"the output folder {tcfg.out_dir} already holds a run (latest checkpoint "
+                f"{latest.name}); add --resume to continue it, --overwrite to replace it, or "
+                "--out DIR to train into another folder"
             )
     return tcfg
 
