@@ -127,6 +127,22 @@ def test_generate_streams_text(trained, capsys):
     assert again == 0 and capsys.readouterr().out == out
 
 
+def test_generate_draws_a_fresh_seed_and_says_which(trained, capsys):
+    args = ["generate", "--checkpoint", str(trained), "--prompt", "KING", "--max-new-tokens", "30"]
+    samples = []
+    for _ in range(2):
+        assert main(args) == 0
+        captured = capsys.readouterr()
+        seed = int(captured.err.split("--seed ")[1].split()[0])
+        assert f"minroots generate: seed {seed} (--seed {seed} repeats this sample)" in captured.err
+        samples.append((seed, captured.out))
+    assert samples[0][0] != samples[1][0]  # two draws of 32 random bits
+    for seed, text in samples:  # the printed seed repeats the sample
+        assert main([*args, "--seed", str(seed)]) == 0
+        captured = capsys.readouterr()
+        assert captured.out == text and captured.err == ""
+
+
 def test_eval_perplexity(trained, tmp_path, capsys):
     text = tmp_path / "held_out.txt"
     text.write_text("The king is dead, long live the king.\n" * 5, encoding="utf-8")
