@@ -210,10 +210,42 @@ def test_bad_values_in_generate_and_eval(trained, tmp_path, capsys):
     odd = tmp_path / "odd.txt"
     odd.write_text("\u4e2d\u6587 characters the model never saw", encoding="utf-8")
     assert main(["eval", "perplexity", "--checkpoint", str(trained), "--input", str(odd)]) == 2
-    assert "not in the vocabulary" in one_line_error(capsys)
-    assert main(["generate", "--checkpoint", str(trained), "--prompt", "\u20ac"]) == 2
+    message = one_line_error(capsys)  # names the option, the file, the character and the line
+    assert f"--input {odd}: character '\u4e2d' (U+4E2D) on line 1 is not in" in message
+    assert "unk=" not in message  # no Python-only advice
+    assert main(["generate", "--checkpoint", str(trained), "--prompt", "ab\u20ac"]) == 2
     message = one_line_error(capsys)
-    assert "--prompt" in message and "knows only the characters" in message
+    assert "--prompt: character '\u20ac' (U+20AC) at position 2" in message
+    assert "knows only the characters" in message and "unk=" not in message
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["train", "--steps", "10"], "did you mean max_steps=10? (see 'minroots train --help')"),
+        (["train", "--max-steps=5"], "did you mean max_steps=5? (see 'minroots train --help')"),
+        (["train", "--frobnicate"], "key=value, e.g. max_steps=100 (see 'minroots train --help')"),
+        (["eval", "bleu", "--hyp", "h", "--ref", "r", "--bogus"], "(see 'minroots eval bleu --help')"),
+        (["generate", "--checkpoint", "x", "-z"], "-z (see 'minroots generate --help')"),
+    ],
+)  # fmt: skip
+def test_unknown_options_point_at_the_command_help(argv, expected, capsys):
+    assert main(argv) == 2
+    message = one_line_error(capsys)
+    assert message.startswith("minroots: error: unrecognized arguments: ") and expected in message
+
+
+def test_a_closed_pipe_stops_generate_quietly(trained):
+    """``minroots generate ... | head``: no error message, the status of a tool killed by SIGPIPE."""
+    prompt = "the " * 25_000  # 100 KB: more than a pipe holds, so the write meets the closed pipe
+    cmd = [sys.executable, "-m", "minroots", "generate", "--checkpoint", str(trained), "--prompt",
+           prompt, "--max-new-tokens", "5"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.read(10) == b"the the th"
+    proc.stdout.close()  # what `head` does once it has its lines
+    assert proc.wait(timeout=120) == 141
+    assert proc.stderr.read() == b""
+    proc.stderr.close()
 
 
 def test_parse_override():

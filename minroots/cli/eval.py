@@ -28,6 +28,7 @@ from functools import partial
 import numpy as np
 
 from minroots.cli.arguments import positive_int
+from minroots.cli.generate import unknown_character
 from minroots.metrics.bleu import SMOOTH_METHODS, corpus_bleu
 from minroots.metrics.bleu_tokenizers import TOKENIZERS
 from minroots.metrics.bootstrap import BootstrapAggregator
@@ -122,7 +123,19 @@ def run_perplexity(args) -> int:
         raise FileNotFoundError(f"--input: file {args.input!r} does not exist") from None
     except UnicodeDecodeError as exc:
         raise ValueError(f"--input: {args.input!r} is not UTF-8 text ({exc.reason})") from None
-    ids = np.asarray(tokenizer.encode(text), dtype=np.int64)
+    try:
+        ids = np.asarray(tokenizer.encode(text), dtype=np.int64)
+    except ValueError as e:
+        unknown = unknown_character(tokenizer, text)
+        if unknown is None:
+            raise ValueError(f"--input {args.input}: {e}") from None
+        where, char = unknown
+        line = text.count("\n", 0, where) + 1
+        raise ValueError(
+            f"--input {args.input}: character {char!r} (U+{ord(char):04X}) on line {line} is not "
+            "in the checkpoint's vocabulary; remove such characters from the file, or score a "
+            "checkpoint whose tokenizer knows them (a byte-level BPE tokenizer knows every one)"
+        ) from None
     if ids.size < 2:
         raise ValueError(f"--input: {args.input!r} has {ids.size} tokens; at least 2 are needed")
     result = perplexity(model, ids, stride=args.stride, batch_size=args.batch_size,

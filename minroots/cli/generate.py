@@ -22,7 +22,7 @@ from minroots.generation import stream
 from minroots.training.checkpoint import load_model, load_tokenizer
 from minroots.training.run_config import SampleSettings
 
-__all__ = ["register", "run", "stream_sample"]
+__all__ = ["register", "run", "stream_sample", "unknown_character"]
 
 
 def register(subparsers) -> None:
@@ -67,15 +67,31 @@ def run(args) -> int:
     return 0
 
 
+def unknown_character(tokenizer, text: str) -> tuple[int, str] | None:
+    """``(position, character)`` of the first character of ``text`` that a character-level
+    tokenizer does not know, or ``None`` (also for tokenizers without a character list)."""
+    known = getattr(tokenizer, "chars", None)
+    if known is None:
+        return None
+    known = set(known)
+    return next(((i, c) for i, c in enumerate(text) if c not in known), None)
+
+
 def stream_sample(model, tokenizer, sample: SampleSettings, out=None) -> str:
     """Print the prompt and then each generated piece of text as soon as it is known."""
     out = out or sys.stdout
     try:
         prompt_ids = tokenizer.encode(sample.prompt)
     except ValueError as e:
-        known = getattr(tokenizer, "chars", None)
-        hint = f"; this checkpoint knows only the characters {''.join(known)!r}" if known else ""
-        raise ValueError(f"--prompt: {e}{hint}") from None
+        unknown = unknown_character(tokenizer, sample.prompt)
+        if unknown is None:
+            raise ValueError(f"--prompt: {e}") from None
+        where, char = unknown
+        raise ValueError(
+            f"--prompt: character {char!r} (U+{ord(char):04X}) at position {where} is not in "
+            "this checkpoint's vocabulary; leave it out: the checkpoint knows only the "
+            f"characters {''.join(tokenizer.chars)!r}"
+        ) from None
     if not prompt_ids:
         raise ValueError("the prompt encodes to no tokens; give a non-empty --prompt")
     ids, shown = [], ""

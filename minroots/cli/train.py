@@ -15,6 +15,8 @@ validation perplexity and a sample.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import os
 import time
 
@@ -23,10 +25,10 @@ from minroots.cli.generate import stream_sample
 from minroots.nn import TransformerConfig, TransformerModel
 from minroots.training.checkpoint import latest_checkpoint
 from minroots.training.config import TrainerConfig
-from minroots.training.run_config import build_dataset, load_run_config
+from minroots.training.run_config import TABLES, build_dataset, load_run_config
 from minroots.training.trainer import Trainer
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run", "unrecognized_hint"]
 
 
 def register(subparsers) -> None:
@@ -51,6 +53,32 @@ def register(subparsers) -> None:
     train.add_argument("overrides", nargs="*", metavar="key=value",
                        help="change one setting, e.g. max_steps=100 or model.n_embd=64")  # fmt: skip
     train.set_defaults(func=run)
+
+
+def unrecognized_hint(extras: list[str], argv: list[str]) -> str:
+    """For ``minroots train --steps 10``: ``"; settings are key=value: did you mean max_steps=10?"``.
+
+    Settings are ``key=value`` arguments, not options; an unknown option whose name is (close to)
+    a setting's gets that setting suggested, with the value that followed it.
+    """
+    option = next((e for e in extras if e.startswith("--")), None)
+    if option is None:
+        return ""
+    name, _, value = option[2:].partition("=")
+    name = name.replace("-", "_")
+    if not value:  # the value is the next argument, unless that is an option or a setting
+        after = argv[argv.index(option) + 1 :][:1]
+        usable = after and not after[0].startswith("-") and "=" not in after[0]
+        value = after[0] if usable else "..."
+    keys = [key for table in TABLES.values() for key in _field_names(table)]
+    close = [name] if name in keys else difflib.get_close_matches(name, keys, n=1)
+    if not close:
+        return "; settings are written key=value, e.g. max_steps=100"
+    return f"; settings are written key=value: did you mean {close[0]}={value}?"
+
+
+def _field_names(table) -> list[str]:
+    return [f.name for f in dataclasses.fields(table)]
 
 
 def _trainer_config(args, train: dict) -> TrainerConfig:
