@@ -1,5 +1,6 @@
 """The ``minroots`` command line: smoke runs on the tiny preset, --help everywhere, one-line errors."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -246,6 +247,31 @@ def test_a_closed_pipe_stops_generate_quietly(trained):
     assert proc.wait(timeout=120) == 141
     assert proc.stderr.read() == b""
     proc.stderr.close()
+
+
+def _parsers(parser, path=("minroots",)):
+    """Every (sub-)command's parser with its command line, e.g. ``("minroots", "eval", "bleu")``."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+def test_every_command_and_option_has_a_help_text():
+    for path, parser in _parsers(build_parser()):
+        assert parser.description, f"{' '.join(path)} has no description in --help"
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                continue
+            if isinstance(action, argparse._SubParsersAction):  # the list of sub-commands
+                for choice in action._choices_actions:
+                    assert choice.help, f"{' '.join(path)} {choice.dest} has no help in the list"
+                continue
+            name = "/".join(action.option_strings) or action.dest
+            assert action.help, f"{' '.join(path)}: {name} has no help text"
+    chrf = dict(_parsers(build_parser()))[("minroots", "eval", "chrf")].format_help()
+    assert "0 for chrF (the default), 2 for chrF++" in " ".join(chrf.split())
 
 
 def test_parse_override():
