@@ -2,8 +2,10 @@
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -272,6 +274,52 @@ def test_every_command_and_option_has_a_help_text():
             assert action.help, f"{' '.join(path)}: {name} has no help text"
     chrf = dict(_parsers(build_parser()))[("minroots", "eval", "chrf")].format_help()
     assert "0 for chrF (the default), 2 for chrF++" in " ".join(chrf.split())
+
+
+# How an editable install (`pip install -e .`) finds minroots: a finder that Python asks after
+# it has searched sys.path, so an empty folder named minroots in the current folder wins.
+_EDITABLE_FINDER = """
+import importlib.machinery, importlib.util, sys
+from pathlib import Path
+
+class Editable:
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name.split(".")[0] != "minroots":
+            return None
+        base = Path({repo!r}).joinpath(*name.split("."))
+        if (base / "__init__.py").is_file():
+            return importlib.util.spec_from_file_location(
+                name, base / "__init__.py", submodule_search_locations=[str(base)])
+        if base.with_suffix(".py").is_file():
+            return importlib.util.spec_from_file_location(name, base.with_suffix(".py"))
+        return None
+
+sys.meta_path.insert(sys.meta_path.index(importlib.machinery.PathFinder) + 1, Editable)
+"""
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["from minroots.assignments import make_student_copy", "import runpy; runpy.run_module("
+     "'minroots', run_name='__main__')"],
+    ids=["assignments", "python -m minroots"],
+)  # fmt: skip
+def test_a_folder_named_minroots_that_hides_the_package_is_named(tmp_path, code):
+    """Run from the folder that contains a checkout: the error says so, and what to do."""
+    (tmp_path / "minroots").mkdir()  # a checkout's folder: no __init__.py in it
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    script = _EDITABLE_FINDER.format(repo=repo) + code + "\n"
+    result = subprocess.run([sys.executable, "-c", script, "--version"], capture_output=True,
+                            text=True, timeout=120, cwd=tmp_path, env=env)  # fmt: skip
+    message = result.stderr.strip().splitlines()[-1]
+    assert result.returncode != 0
+    assert f"the folder {tmp_path / 'minroots'} hides the minroots package" in message
+    assert "run from inside the checkout (cd minroots) or from any other folder" in message
+    if "runpy" in code:  # the command line says it on one line
+        assert result.returncode == 2 and message.startswith("minroots: error: the folder")
+        assert "Traceback" not in result.stderr
 
 
 def test_parse_override():

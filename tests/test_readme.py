@@ -43,3 +43,19 @@ def test_python_examples_run(index, tmp_path, monkeypatch, capsys):
         assert main(args) == 0
         cli_loss = float(capsys.readouterr().out.split("validation loss ")[1].split()[0])
         assert round(namespace["history"].last_val["val_loss"], 4) == cli_loss
+
+
+@pytest.mark.parametrize("path", ["README.md", "tutorials/README.md"])
+def test_install_commands_name_extras_that_exist(path):
+    """Every `pip install -e ".[x,y]"` names extras of pyproject.toml; no path into a virtualenv
+    that the README never creates (``.venv/bin/...``)."""
+    from minroots.training.config import tomllib  # tomli before Python 3.11
+
+    root = README.parent
+    extras = tomllib.loads((root / "pyproject.toml").read_text("utf-8"))["project"]
+    extras = set(extras["optional-dependencies"])
+    text = (root / path).read_text(encoding="utf-8")
+    named = [e for group in re.findall(r'pip install -e "\.\[([\w,-]+)\]"', text)
+             for e in group.split(",")]  # fmt: skip
+    assert named and set(named) <= extras, (named, extras)
+    assert ".venv/bin/" not in text and "pip install jupyterlab" not in text

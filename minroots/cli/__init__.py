@@ -46,6 +46,7 @@ import io
 import os
 import sys
 
+import minroots.installation  # noqa: F401 - first: a folder that hides the package says so
 from minroots import __version__
 from minroots.training.divergence import DivergenceError
 from minroots.training.run_config import list_presets, load_run_config, parse_override
