@@ -161,7 +161,8 @@ def built_book(tmp_path_factory):
 @pytest.mark.slow
 def test_book_builds_offline_without_warnings(built_book):
     result, html = built_book
-    warnings = [line for line in result.stdout.splitlines() if "WARNING" in line or "ERROR" in line]
+    output = (result.stdout + result.stderr).splitlines()  # Sphinx warns on stderr
+    warnings = [line for line in output if "WARNING" in line or "ERROR" in line]
     assert result.returncode == 0, (
         "\n".join(warnings) or result.stdout[-3000:] + result.stderr[-3000:]
     )
