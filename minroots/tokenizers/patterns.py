@@ -33,7 +33,7 @@ Unicode standard, and each library carries its own: the `regex` package follows 
 (`regex` 2026.11: Unicode 18.0), tiktoken 0.14 has the Rust `regex` crate's (Unicode 16.0).
 The contract: **a text splits the same in minroots and tiktoken when every character of it has
 the same class in both tables**, which holds for every character assigned by Unicode 16.0 except
-those in :data:`UNICODE_RECLASSIFIED` (with a `regex` older than Unicode 16.0, the characters
+those in ``UNICODE_RECLASSIFIED`` (with a `regex` older than Unicode 16.0, the characters
 added since its version differ the other way round). The characters that differ today are
 
 * those assigned after Unicode 16.0 (about 17,800, e.g. U+0558, U+A7CE, the Sidetic letters at
