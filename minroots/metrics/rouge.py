@@ -63,7 +63,8 @@ __all__ = [
 # rouge-score replaces runs of other characters by spaces and splits on whitespace; finding the
 # runs of [a-z0-9] directly gives the same tokens in one pass.
 _ALPHANUMERIC_RUN = re.compile(r"[a-z0-9]+")
-_ROUGE_N = re.compile(r"rouge([1-9][0-9]*)$")
+# rouge-score's names: rouge1 .. rouge9 (one digit; "rouge10" is refused, as rouge-score does).
+_ROUGE_N = re.compile(r"rouge[1-9]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -272,8 +273,9 @@ class RougeScorer:
     """Compute ROUGE scores between a target and a prediction (rouge-score's ``RougeScorer``).
 
     Args:
-        rouge_types: names among ``"rouge1"``, ``"rouge2"``, ... (any ``rougeN``, N >= 1),
-            ``"rougeL"`` and ``"rougeLsum"``.
+        rouge_types: names among ``"rouge1"`` to ``"rouge9"`` (n-grams of 1 to 9 tokens),
+            ``"rougeL"`` and ``"rougeLsum"``: rouge-score's names, which it reads with
+            ``rouge[0-9]$`` (so ``"rouge10"`` is an error in both libraries, not 10-grams).
         use_stemmer: Porter-stem tokens longer than 3 characters.
         split_summaries: for ROUGE-Lsum, split sentences at ``.``, ``!`` or ``?`` followed by
             whitespace (in addition to newlines). rouge-score uses NLTK's punkt model here, which
@@ -298,11 +300,11 @@ class RougeScorer:
             raise ValueError("rouge_types must name at least one ROUGE type")
         for name in self.rouge_types:
             if name not in ("rougeL", "rougeLsum") and not (
-                isinstance(name, str) and _ROUGE_N.match(name)
+                isinstance(name, str) and _ROUGE_N.fullmatch(name)
             ):
                 raise ValueError(
-                    f"unknown ROUGE type {name!r}: expected 'rougeN' (N >= 1), 'rougeL' or "
-                    "'rougeLsum'"
+                    f"unknown ROUGE type {name!r}: expected 'rouge1' to 'rouge9' (one digit, as "
+                    "in rouge-score), 'rougeL' or 'rougeLsum'"
                 )
         # What each type needs, worked out once: ("n", N), ("lcs", 0) or ("lsum", 0).
         self._plan = [_plan_step(name) for name in self.rouge_types]
