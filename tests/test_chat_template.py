@@ -130,6 +130,7 @@ def test_bpe_markers_are_new_ids_and_the_base_special_tokens_stay_refused():
         ([{"role": "user", "content": ""}], ValueError, r"content\"\] must be non-empty"),
         ([{"role": "user", "content": "  "}], ValueError, r"must be non-empty"),
         ([{"role": "user", "contnet": "hi"}], ValueError, r"did you mean 'content'"),
+        ([{"role": "user", "content": "hi", "name": 3}], TypeError, r"\[.name.\] must be a str"),
         ([{"role": "user", "content": 3}], TypeError, r"must be a str, got int"),
         ([], ValueError, r"non-empty list"),
         (["hi"], TypeError, r"messages\[0\] must be a dict"),
@@ -139,6 +140,11 @@ def test_bad_conversations_raise_one_line_errors(chat, messages, error, match):
     with pytest.raises(error, match=match) as info:
         chat.render(messages)
     assert "\n" not in str(info.value)
+
+
+def test_a_speakers_name_is_accepted_and_not_rendered(chat):
+    named = [{**TWO_TURNS[0], "name": "Romeo"}, *TWO_TURNS[1:]]  # as OpenAI's chat API sends it
+    assert chat.render(named) == chat.render(TWO_TURNS)
 
 
 def test_bad_mode_and_unknown_characters_are_clear(chat):

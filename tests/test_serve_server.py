@@ -11,9 +11,14 @@ import time
 import numpy as np
 import pytest
 
+from minroots.chat.template import ChatTemplate
 from minroots.generation import generate
+from minroots.posttrain.finetune import finetune
+from minroots.posttrain.finetune_config import FinetuneSettings
 from minroots.serve.chat_format import PlainChatFormat
-from minroots.training.checkpoint import load_model
+from minroots.training import TrainerConfig
+from minroots.training.checkpoint import latest_checkpoint, load_model
+from tests.posttrain_fixtures import conversation_file
 from tests.serve_helpers import ServerProcess, save_checkpoint
 
 openai = pytest.importorskip("openai")
@@ -44,6 +49,34 @@ def busy(tmp_path_factory):
     server = ServerProcess(folder / "ckpt", "--max-batch", "1", "--max-queue", "0",
                            "--max-tokens", "2000", log=folder / "server.log")  # fmt: skip
     server.tokenizer = tok
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def chat_model(tmp_path_factory):
+    """A chat model made by chapter 10's fine-tuning path (``finetune``: the markers added to the
+    tokenizer, the embedding resized, ``chat_template.json`` saved with the checkpoint), edited so
+    that it answers with the end marker at once, and served without a key."""
+    folder = tmp_path_factory.mktemp("chat")
+    save_checkpoint(folder / "base", block_size=64)
+    data = conversation_file(folder / "chats.jsonl")
+    train = TrainerConfig(max_steps=2, batch_size=4, lr=1e-3, warmup=1, eval_interval=0,
+                          log_interval=0, out_dir=str(folder / "ft"), seed=0)  # fmt: skip
+    finetune(folder / "base", FinetuneSettings(data=str(data), val_fraction=0.25), train,
+             log=lambda line: None)  # fmt: skip
+    checkpoint = latest_checkpoint(folder / "ft")
+    template = ChatTemplate.load(folder / "ft")
+    # Every final state becomes the vector of ones (layer-norm gain 0, bias 1) and the end
+    # marker's output row is all 4: its logit, 4 * n_embd = 128, dwarfs every other one.
+    model = load_model(checkpoint)
+    model.ln_f.weight.data[...] = 0.0
+    model.ln_f.bias.data[...] = 1.0
+    model.lm_head.weight.data[template.end_id] = 4.0
+    model.save(checkpoint)
+    server = ServerProcess(folder / "ft", "--max-tokens", "16", "--model-name", "chat",
+                           log=folder / "server.log")  # fmt: skip
+    server.template = template
     yield server
     server.stop()
 
@@ -253,3 +286,34 @@ def test_a_client_that_leaves_before_a_whole_answer_frees_its_slot(busy):
         time.sleep(0.05)
     health = busy.get("/health")
     assert health["pending"] == 0 and health["tokens"] - before < 1000
+
+
+# --- a fine-tuned chat model (chapter 10) ---------------------------------------------------------
+def test_chat_template_checkpoint_is_served_with_its_template(chat_model):
+    health = chat_model.get("/health")
+    assert health["chat_format"] == "template" and health["context_length"] == 64
+    template = chat_model.template
+    messages = [{"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "What is rain?"}]  # fmt: skip
+    prompt, _ = template.render(messages, add_generation_prompt=True)
+    assert prompt[-1] == template.ids["assistant"]
+    client = _client(chat_model, key="none")
+    kwargs = dict(model="chat", messages=messages, max_tokens=16, temperature=0)
+    reply = client.chat.completions.create(**kwargs)
+    assert reply.usage.prompt_tokens == len(prompt)
+    # the model's first token is the end marker: the reply stops there, empty, not at max_tokens
+    assert reply.choices[0].finish_reason == "stop" and reply.choices[0].message.content == ""
+    assert reply.usage.completion_tokens == 1
+    chunks = list(client.chat.completions.create(**kwargs, stream=True))
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ""
+
+    # OpenAI's "developer" message is the template's system message; a speaker's name is not
+    # rendered; a character the tokenizer lacks is the client's error, naming the messages
+    renamed = [{**messages[0], "role": "developer"}, {**messages[1], "name": "Romeo"}]
+    assert client.chat.completions.create(**{**kwargs, "messages": renamed}).usage.prompt_tokens \
+        == len(prompt)  # fmt: skip
+    status, body, _ = chat_model.post("/v1/chat/completions",
+                                      {"messages": [{"role": "user", "content": "a < b"}]})  # fmt: skip
+    error = _check_error(status, body, 400, "messages")
+    assert "messages[0]" in error["message"] and "'<'" in error["message"]

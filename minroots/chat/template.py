@@ -79,6 +79,9 @@ def check_messages(messages, where: str = "ChatTemplate.render") -> list[dict]:
     """``messages`` if it is a non-empty list of ``{"role", "content"}`` dicts with a known role
     and non-empty text; otherwise a one-line error naming the message.
 
+    A message may also carry a ``"name"`` (a str: the speaker's name in OpenAI's chat API, which
+    ``minroots serve`` passes on); the markers name roles, not speakers, so it is not rendered.
+
     >>> check_messages([{"role": "robot", "content": "hi"}])
     Traceback (most recent call last):
     ValueError: ChatTemplate.render: messages[0]["role"] must be one of 'system', 'user', 'assistant', got 'robot'
@@ -91,12 +94,16 @@ def check_messages(messages, where: str = "ChatTemplate.render") -> list[dict]:
     for i, m in enumerate(messages):
         if not isinstance(m, dict):
             raise TypeError(f"{where}: messages[{i}] must be a dict, got {describe(m)}")
-        extra = sorted(set(m) - {"role", "content"})
+        extra = sorted(set(m) - {"role", "content", "name"})
         if extra or "role" not in m or "content" not in m:
-            hint = did_you_mean(extra[0], ["role", "content"]) if extra else ""
+            hint = did_you_mean(extra[0], ["role", "content", "name"]) if extra else ""
             raise ValueError(
-                f"{where}: messages[{i}] must have exactly the keys 'role' and 'content', got "
-                f"{sorted(m)}{hint}"
+                f"{where}: messages[{i}] must have the keys 'role' and 'content' (and maybe "
+                f"'name'), got {sorted(m)}{hint}"
+            )
+        if not isinstance(m.get("name", ""), str):
+            raise TypeError(
+                f'{where}: messages[{i}]["name"] must be a str, got {describe(m["name"])}'
             )
         one_of(where, f'messages[{i}]["role"]', m["role"], ROLES)
         content = m["content"]

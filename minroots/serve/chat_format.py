@@ -98,6 +98,8 @@ class TemplateChatFormat(ChatFormat):
     its ``stop_ids``. A reply is streamed piece by piece, so its text comes from the tokenizer's
     ``decode`` of the new tokens (which joins exactly for characters and byte-level BPE);
     ``decode_reply`` is the template's form for a whole reply, used when a tokenizer is missing.
+    The template has markers for ``system``, ``user`` and ``assistant``: a ``developer`` message
+    (the OpenAI API's newer name for the system message) is rendered as ``system``.
     """
 
     name = "template"
@@ -108,6 +110,9 @@ class TemplateChatFormat(ChatFormat):
 
     def prompt_ids(self, messages: list[dict]) -> list[int]:
         plain = [{k: m[k] for k in ("role", "content", "name") if k in m} for m in messages]
+        for m in plain:
+            if m["role"] == "developer":
+                m["role"] = "system"
         ids, _ = self.template.render(plain, add_generation_prompt=True)
         return [int(i) for i in ids]
 
