@@ -7,6 +7,7 @@ Book chapter 10 (``book/10_applications.md``); code in ``minroots/posttrain/dpo.
 
 import json
 import math
+import re
 import shutil
 
 import numpy as np
@@ -24,7 +25,7 @@ from minroots.posttrain.preference_dataset import (
     cut_reply_preferences,
     load_preferences,
 )
-from minroots.posttrain.preference_tuning import METRICS_FILE, dpo_finetune
+from minroots.posttrain.preference_tuning import METRICS_FILE, dpo_finetune, main
 from minroots.tokenizers import CharTokenizer
 from minroots.training import TrainerConfig
 from minroots.training.checkpoint import latest_checkpoint, load_model
@@ -206,6 +207,20 @@ def test_dpo_learns_to_prefer_complete_replies(tmp_path, chat_run):
     assert ChatTemplate.load(folder) is not None
     x = np.arange(10)[None]
     np.testing.assert_array_equal(load_model(folder)(x)[0].data, result.objective.policy(x)[0].data)
+
+
+def test_the_command_line_run_holds_out_the_fine_tunings_split(tmp_path, chat_run, capsys):
+    sft, _ = chat_run
+    argv = ["--checkpoint", str(sft), "--out", str(tmp_path / "dpo"), "--data",
+            str(sft.parent / "chats.jsonl"), "--steps", "10", "--batch-size", "4", "--lr", "2e-3"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    # 48 conversations, every reply long enough and complete: 5 (10%) held out, 43 trained on
+    assert "{'triples': 43, 'kept': 43," in out and "{'triples': 5, 'kept': 5," in out, out
+    before, after = re.findall(r"reward accuracy ([\d.]+)", out.split("before:")[1])[:2]
+    assert float(before) == 0 and float(after) > 0.5, out
+    assert len((tmp_path / "dpo" / METRICS_FILE).read_text().splitlines()) == 5  # every 2 steps
+    assert ChatTemplate.load(tmp_path / "dpo") is not None
 
 
 def test_dpo_resumes_exactly(tmp_path, chat_run):

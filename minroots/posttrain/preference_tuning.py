@@ -17,10 +17,20 @@ exact resume), and measures on held-out triples, before and after (:func:`prefer
   away from the reference (DPO mostly pushes the rejected ones down).
 
 Each evaluation appends these metrics to ``preference_metrics.jsonl`` in the run folder.
+
+The chapter's run (:func:`main`; a few minutes on an idle 2-core laptop CPU), after
+``minroots finetune --preset chat``::
+
+    python -m minroots.posttrain.preference_tuning --checkpoint runs/chat --out runs/chat_dpo
+
+It prefers complete replies over the same replies cut after half their words
+(:func:`~minroots.posttrain.preference_dataset.cut_reply_preferences`) and holds out the pairs of
+the conversations that fine-tuning held out (the same split: 10%, seed 0).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from dataclasses import dataclass
@@ -31,15 +41,16 @@ import numpy as np
 from minroots.autograd import no_grad
 from minroots.backend import manual_seed
 from minroots.chat.template import ChatTemplate
+from minroots.posttrain.conversations import split_conversations
 from minroots.posttrain.dpo import DPOObjective, sequence_logprobs
-from minroots.posttrain.preference_dataset import PreferenceDataset
+from minroots.posttrain.preference_dataset import PreferenceDataset, cut_reply_preferences
 from minroots.training.callbacks import Callback
 from minroots.training.checkpoint import load_model
 from minroots.training.config import TrainerConfig
 from minroots.training.trainer import Trainer
 
 __all__ = ["preference_metrics", "PreferenceLogger", "DPOResult", "dpo_finetune",
-           "METRICS_FILE"]  # fmt: skip
+           "METRICS_FILE", "main"]  # fmt: skip
 
 METRICS_FILE = "preference_metrics.jsonl"
 
@@ -129,3 +140,44 @@ def dpo_finetune(checkpoint, train_triples, held_out_triples, train: TrainerConf
         trainer.resume()
     trainer.train()
     return DPOResult(objective, template, trainer, before, preference_metrics(objective, held))
+
+
+def main(argv=None) -> int:
+    """The DPO run of chapter 10 from the command line (see the module docstring)."""
+    from minroots.data import load_pairs
+
+    parser = argparse.ArgumentParser(
+        description="Tune a chat model with DPO to prefer complete replies over cut ones."
+    )
+    parser.add_argument("--checkpoint", default="runs/chat", help="the chat run (%(default)s)")
+    parser.add_argument("--out", default="runs/chat_dpo", help="output folder (%(default)s)")
+    parser.add_argument("--data", default="dialogue_en", help="a bundled pair corpus or a "
+                        "prompt/response JSONL file (%(default)s)")  # fmt: skip
+    parser.add_argument("--steps", type=int, default=150, help="DPO steps (%(default)s)")
+    parser.add_argument("--batch-size", type=int, default=8, help="pairs per step (%(default)s)")
+    parser.add_argument("--lr", type=float, default=5e-4, help="learning rate (%(default)s)")
+    parser.add_argument("--beta", type=float, default=0.1, help="DPO's beta (%(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="(%(default)s)")
+    args = parser.parse_args(argv)
+    if Path(args.data).is_file():
+        lines = Path(args.data).read_text(encoding="utf-8").splitlines()
+        pairs = [(r["prompt"], r["response"]) for r in map(json.loads, filter(str.strip, lines))]
+    else:
+        pairs = load_pairs(args.data)
+    train_pairs, held_pairs = split_conversations(pairs, 0.1, 0)  # the fine-tuning's split
+    train = TrainerConfig(max_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                          warmup=max(1, args.steps // 20), min_lr=args.lr / 10, weight_decay=0.0,
+                          eval_interval=max(1, args.steps // 5), eval_steps=4,
+                          save_interval=args.steps, keep_last=1, out_dir=args.out,
+                          seed=args.seed)  # fmt: skip
+    result = dpo_finetune(args.checkpoint, cut_reply_preferences(train_pairs),
+                          cut_reply_preferences(held_pairs), train, beta=args.beta)  # fmt: skip
+    for name, m in (("before", result.before), ("after", result.after)):
+        print(f"{name}: reward accuracy {m['reward_accuracy']:.2f}, margin "
+              f"{m['reward_margin']:+.3f}, DPO loss {m['dpo_loss']:.3f} over {m['pairs']} "
+              "held-out pairs")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
