@@ -22,8 +22,8 @@ import subprocess
 import sys
 import time
 
-THREADS = "2"
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+THREADS = os.environ.get("BENCH_THREADS", "2")  # threads of BLAS, torch and minroots' pool
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MINROOTS_NUM_THREADS"):
     os.environ[var] = THREADS
 
 import numpy as np  # noqa: E402
@@ -95,6 +95,52 @@ def torch_gpt(model: TransformerModel):
                 tname = tname.replace(a, b)
             theirs[tname].copy_(torch.from_numpy(np.array(p.data)))
     return ref
+
+
+# ---------------------------------------------------------------------- the machine
+_ISA = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+        "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")  # fmt: skip
+
+
+def cpu_description() -> str:
+    """The CPU model, its vector ISA flags, core count, NumPy's SIMD targets and BLAS core (Linux
+    ``/proc/cpuinfo``; other systems print what ``platform`` knows). Speed ratios depend on the
+    CPU kind far more than on anything else, so every benchmark header names it."""
+    import platform
+
+    model, flags, info = platform.processor() or platform.machine(), set(), {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                info.setdefault(key.strip(), value.strip())
+        model = f"{info['model name']} (family {info['cpu family']} model {info['model']})"
+        flags = set(info.get("flags", "").split())
+    except (OSError, KeyError):
+        pass
+    isa = " ".join(f for f in _ISA if f in flags) or "unknown"
+    simd = np.show_config(mode="dicts").get("SIMD Extensions", {}).get("found", [])
+    return (f"CPU: {model}, {os.cpu_count()} logical CPUs; ISA: {isa}\n"
+            f"NumPy {np.__version__} SIMD: {' '.join(simd)}; BLAS: {_blas_core()}")  # fmt: skip
+
+
+def _blas_core() -> str:
+    """OpenBLAS's name for the kernels it picked at run time (e.g. ``SkylakeX``, ``Zen``)."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as f:
+            path = next(line.split()[-1] for line in f if "openblas" in line.lower())
+        lib = ctypes.CDLL(path)
+        for name in ("scipy_openblas_get_corename64_", "openblas_get_corename64_",
+                     "openblas_get_corename"):  # fmt: skip
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                return f"OpenBLAS {fn().decode()}"
+    except (OSError, StopIteration):
+        pass
+    return "unknown"
 
 
 # ---------------------------------------------------------------------- timing
@@ -240,6 +286,7 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(int(THREADS))
     peak_np, peak_t = matmul_peak_gflops(torch)
+    print(cpu_description())
     print(f"threads={THREADS}  numpy {np.__version__}  torch {torch.__version__}  "
           f"float32 matmul peak: NumPy {peak_np:.0f} GFLOP/s, torch {peak_t:.0f} GFLOP/s")  # fmt: skip
     print(f"{'config':<7} {'impl':<9} {'tok/s':>8} {'ms/step':>8} {'MFU':>6} {'peak MB':>8} "

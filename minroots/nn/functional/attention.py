@@ -45,6 +45,7 @@ from minroots.autograd.linalg import matmul
 from minroots.autograd.shape import swapaxes
 from minroots.autograd.softmax import exp_shifted, softmax_composed
 from minroots.autograd.tensor import is_grad_enabled, unbroadcast
+from minroots.parallel import map_blocks, row_blocks
 
 __all__ = [
     "scaled_dot_product_attention",
@@ -250,10 +251,11 @@ def packed_self_attention(
     r"""Multi-head self-attention straight from a fused projection, one graph node.
 
     ``qkv`` is ``(B, T, 3C)`` = ``[Q | K | V]`` as GPT-2's ``c_attn`` produces it; the result is
-    ``(B, T, C)`` with the heads merged back. Inside: head-major contiguous copies of
+    ``(B, T, C)`` with the heads merged back. Inside, for each block of sequences (the blocks
+    shared by the threads of :mod:`minroots.parallel`): head-major contiguous copies of
     :math:`Q/\sqrt{d}`, :math:`K^\top` and :math:`V`, batched attention, and in the backward the
-    three gradients written into one ``(B, T, 3C)`` buffer (no per-head or per-projection graph
-    nodes).
+    three gradients written into their places in one ``(B, T, 3C)`` buffer (no per-head or
+    per-projection graph nodes).
     """
     if qkv.ndim != 3 or qkv.shape[-1] % (3 * n_head):
         raise ValueError(
@@ -267,22 +269,60 @@ def packed_self_attention(
     dt = qkv.data.dtype
     scale = dt.type(1.0 / math.sqrt(hd))
     heads = qkv.data.reshape(b, t, 3, n_head, hd)  # a view
-    qs = _scaled_copy(heads[:, :, 0].transpose(0, 2, 1, 3), scale, xp)  # (B, H, T, hd)
-    kt = _c(heads[:, :, 1].transpose(0, 2, 3, 1), xp)  # (B, H, hd, T)
-    v = _c(heads[:, :, 2].transpose(0, 2, 1, 3), xp)  # (B, H, T, hd)
     if mask is not None and is_causal:
         raise ValueError("packed_self_attention: pass either mask or is_causal, not both")
     mask_add = causal_mask(t, t, dt, xp) if is_causal else _additive_mask(mask, dt, xp)
-    o, e, r, drop = _forward(qs, kt, v, mask_add, dropout_p, xp)  # (B, H, T, hd)
-    y = o.transpose(0, 2, 1, 3).reshape(b, t, c)  # (B, T, C): reshape copies once
+    y = xp.empty((b, t, c), dtype=dt)
+    # Blocks of whole sequences on the threads of minroots.parallel; dropout draws random numbers,
+    # so with dropout one block keeps the draws independent of the threads.
+    blocks = [slice(0, b)] if dropout_p else row_blocks(b, n_head * t * t, xp=xp)
+    blocks = list(enumerate(blocks))
+
+    def forward_block(kb):
+        s = kb[1]
+        return _packed_forward(heads[s], _batch_rows(mask_add, s, b), scale, dropout_p, y[s], xp)
+
+    saved = map_blocks(forward_block, blocks)
 
     def backward(g):
-        gh = g.reshape(b, t, n_head, hd).transpose(0, 2, 1, 3)  # (B, H, T, hd), a view
-        gq, gkt, gvt = _backward(gh, qs, kt, v, e, r, drop, scale, xp)
         gqkv = xp.empty((b, t, 3, n_head, hd), dtype=dt)
-        gqkv[:, :, 0] = gq.transpose(0, 2, 1, 3)  # (B, T, H, hd)
-        gqkv[:, :, 1] = gkt.transpose(0, 3, 1, 2)
-        gqkv[:, :, 2] = gvt.transpose(0, 3, 1, 2)
+        gh = g.reshape(b, t, n_head, hd)  # a view
+
+        def backward_block(kb):
+            k, s = kb
+            _packed_backward(gh[s], saved[k], scale, gqkv[s], xp)
+
+        map_blocks(backward_block, blocks)
         return (gqkv.reshape(b, t, c3),)
 
     return Tensor._make(y, (qkv,), backward, "packed_self_attention")
+
+
+def _batch_rows(mask, s: slice, b: int):
+    """The rows ``s`` of a mask broadcastable to ``(B, H, T_q, T_k)`` (itself if it has no B axis)."""
+    if mask is None or mask.ndim < 4 or mask.shape[0] != b:
+        return mask
+    return mask[s]
+
+
+def _packed_forward(heads, mask_add, scale, dropout_p, y, xp):
+    """One block of sequences: ``heads`` ``(b, T, 3, H, hd)`` -> ``y`` ``(b, T, C)``, written in
+    place; returns what the backward needs (head-major ``Qs``, ``K^T``, ``V``, ``E``, ``r``, the
+    dropout mask)."""
+    nb, t, _, n_head, hd = heads.shape
+    qs = _scaled_copy(heads[:, :, 0].transpose(0, 2, 1, 3), scale, xp)  # (b, H, T, hd)
+    kt = _c(heads[:, :, 1].transpose(0, 2, 3, 1), xp)  # (b, H, hd, T)
+    v = _c(heads[:, :, 2].transpose(0, 2, 1, 3), xp)  # (b, H, T, hd)
+    o, e, r, drop = _forward(qs, kt, v, mask_add, dropout_p, xp)  # (b, H, T, hd)
+    y.reshape(nb, t, n_head, hd)[...] = o.transpose(0, 2, 1, 3)  # (b, T, H, hd): heads merged
+    return qs, kt, v, e, r, drop
+
+
+def _packed_backward(g, saved, scale, gqkv, xp):
+    """One block of sequences: ``g`` ``(b, T, H, hd)`` -> the three gradients, written into their
+    places in ``gqkv`` ``(b, T, 3, H, hd)``."""
+    qs, kt, v, e, r, drop = saved
+    gq, gkt, gvt = _backward(g.transpose(0, 2, 1, 3), qs, kt, v, e, r, drop, scale, xp)
+    gqkv[:, :, 0] = gq.transpose(0, 2, 1, 3)  # (b, T, H, hd)
+    gqkv[:, :, 1] = gkt.transpose(0, 3, 1, 2)
+    gqkv[:, :, 2] = gvt.transpose(0, 3, 1, 2)
