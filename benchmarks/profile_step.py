@@ -10,7 +10,10 @@ time does not change when other processes take turns on the cores; wall-clock ti
 
 1. By operation: every graph node's forward (the kernel functions are wrapped) and backward (the
    node's ``_backward`` is wrapped), the optimizer step, ``zero_grad``, and what is left
-   (module calls, the graph walk, Python glue), from ``time.thread_time_ns``.
+   (module calls, the graph walk, Python glue), from ``time.thread_time_ns``. Every block that
+   the kernels hand to :mod:`minroots.parallel` is timed too, which gives the share of the step
+   that can use a second core and a model of the step on two threads (the blocks spread over two
+   threads as the pool does; it leaves out the GIL, wake-ups and shared memory bandwidth).
 2. By kind (``--native``, Linux ``perf`` only): ``perf record -e cpu-clock`` of a child process
    running the same steps, its samples sorted into BLAS matmul, NumPy loops (by loop: multiply,
    add, exp, tanh, copies...), memory (page faults and zeroing of fresh allocations, memset,
@@ -67,12 +70,20 @@ class OpTimer:
     def __init__(self):
         self.fwd = collections.Counter()
         self.bwd = collections.Counter()
+        self.regions: list[list[int]] = []  # CPU ns of each block, per map_blocks call
         self._undo = []
 
     def install(self):
         import importlib
 
+        from minroots import parallel
         from minroots.autograd import Tensor
+
+        original = parallel.map_blocks
+        for name, mod in list(sys.modules.items()):  # the kernels' modules imported it by name
+            if name.startswith("minroots.") and getattr(mod, "map_blocks", None) is original:
+                mod.map_blocks = self._recording(original)
+                self._undo.append((mod, "map_blocks", original))
 
         for kind, places in _KERNELS.items():
             for mod_name, name in places:
@@ -96,6 +107,36 @@ class OpTimer:
             setattr(obj, name, original)
         self._undo.clear()
 
+    def _recording(self, map_blocks):
+        def wrapper(fn, blocks):
+            times = []
+
+            def timed(b):
+                t = time.thread_time_ns()
+                try:
+                    return fn(b)
+                finally:
+                    times.append(time.thread_time_ns() - t)
+
+            try:
+                return map_blocks(timed, blocks)
+            finally:
+                self.regions.append(times)
+
+        return wrapper
+
+    def modelled_ms(self, n_threads: int) -> float:
+        """The blocks' CPU time spread over ``n_threads`` as the pool does it (each block to the
+        first free thread, in block order): the makespans of all regions, in ms."""
+        total = 0
+        for times in self.regions:
+            free = [0] * n_threads
+            for t in times:
+                k = free.index(min(free))
+                free[k] += t
+            total += max(free)
+        return total * 1e-6
+
     def _timed(self, fn, kind):
         def wrapper(*args, **kwargs):
             t = time.thread_time_ns()
@@ -117,8 +158,9 @@ class OpTimer:
         return wrapper
 
 
-def by_operation(config: str, steps: int) -> list[tuple[str, float, float]]:
-    """``[(operation, forward ms per step, backward ms per step)]``, the rest included."""
+def by_operation(config: str, steps: int) -> tuple[list[tuple[str, float, float]], dict]:
+    """``[(operation, forward ms per step, backward ms per step)]``, the rest included, and the
+    model of the step on 2 cores: ``{"blocks ms", "2 threads ms"}`` per step."""
     import minroots.nn.gpt  # noqa: F401  (the modules whose names the timer replaces)
 
     cfg, batch = CONFIGS[config]
@@ -157,7 +199,9 @@ def by_operation(config: str, steps: int) -> list[tuple[str, float, float]]:
     rows.append(("AdamW step", totals["adamw"] * ms, 0.0))
     rows.append(("zero_grad", totals["zero_grad"] * ms, 0.0))
     rows.append(("rest: module calls, graph walk, glue", rest_f, rest_b))
-    return rows
+    in_blocks = sum(sum(times) for times in timer.regions) * ms
+    model = {"blocks ms": in_blocks, "2 threads ms": timer.modelled_ms(2) * 1e6 * ms}
+    return rows, model
 
 
 def _ordered(timer: OpTimer) -> list[str]:
@@ -254,13 +298,17 @@ def main(argv=None) -> None:
     print(cpu_description())
     print("CPU time of one thread (BLAS and minroots' pool on 1 thread): shares hold under load\n")
     for config in args.configs:
-        rows = by_operation(config, args.steps)
+        rows, model = by_operation(config, args.steps)
         total = sum(f + b for _, f, b in rows)
         print(f"## {config}: {total:.1f} ms of CPU per step ({args.steps} steps)")
         print("| operation | forward ms | backward ms | share |")
         print("|---|---|---|---|")
         for name, f, b in rows:
             print(f"| {name} | {f:.1f} | {b:.1f} | {(f + b) / total:.1%} |")
+        two = total - model["blocks ms"] + model["2 threads ms"]
+        print(f"\nIn blocks of minroots.parallel: {model['blocks ms'] / total:.1%} of the CPU time. "
+              f"Modelled on 2 threads (the blocks spread as the pool does; no GIL or memory "
+              f"contention): {two:.1f} ms, {total / two:.2f}x one thread.")  # fmt: skip
         if args.native:
             kinds = by_kind(config, args.steps)
             if kinds is None:

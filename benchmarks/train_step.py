@@ -6,6 +6,10 @@ results in ``benchmarks/README.md``.
 
 Run:  python benchmarks/train_step.py [--configs small large] [--steps 20] [--warmup 3]
 
+``BENCH_THREADS`` (default 2) sets the threads of BLAS, torch and minroots' pool. On a busy
+machine, ``BENCH_THREADS=1 python benchmarks/train_step.py --clock cpu`` compares one thread of
+each by CPU time, which other processes disturb much less than wall-clock time.
+
 Both models start from the same weights (GPT-2 initialization, copied from minroots into torch).
 Reported per config: tokens/s (median over timed steps), the minroots/PyTorch ratio, the step's
 model FLOPs utilization (MFU) against the measured float32 matmul peak of this machine, and the
@@ -236,7 +240,8 @@ def _proc_status_mb(field: str) -> float:
     return int(line.split()[1]) / 1024
 
 
-def run(config: str, steps: int, warmup: int, peak_np: float, peak_t, with_memory: bool) -> dict:
+def run(config: str, steps: int, warmup: int, peak_np: float, peak_t, with_memory: bool,
+        clock=time.perf_counter) -> dict:  # fmt: skip
     import torch
 
     cfg, batch = CONFIGS[config]
@@ -250,9 +255,9 @@ def run(config: str, steps: int, warmup: int, peak_np: float, peak_t, with_memor
     for i in range(steps):  # interleaved, alternating who goes first
         order = [("minroots", step_m), ("torch", step_t)]
         for name, fn in order if i % 2 == 0 else order[::-1]:
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(clock() - t0)
     tokens = batch * cfg["block_size"]
     fpt = train_flops_per_token(cfg)
     res = {"config": config, "tokens/step": tokens, "first loss": (loss_m, loss_t)}
@@ -277,6 +282,9 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: the main thread's CPU time, for BENCH_THREADS=1 on a busy "
+                        "machine (other processes' turns on the core are not counted)")  # fmt: skip
     parser.add_argument("--memory-probe", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_probe:
@@ -292,7 +300,8 @@ def main(argv=None) -> None:
     print(f"{'config':<7} {'impl':<9} {'tok/s':>8} {'ms/step':>8} {'MFU':>6} {'peak MB':>8} "
           f"{'step MB':>8}  ratio")  # fmt: skip
     for config in args.configs:
-        r = run(config, args.steps, args.warmup, peak_np, peak_t, not args.no_memory)
+        clock = time.thread_time if args.clock == "cpu" else time.perf_counter
+        r = run(config, args.steps, args.warmup, peak_np, peak_t, not args.no_memory, clock)
         for name in ("minroots", "torch"):
             d = r[name]
             mem = (

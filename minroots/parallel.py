@@ -22,9 +22,11 @@ Three rules keep this exact and simple:
 
 The number of threads is one setting: the environment variable ``MINROOTS_NUM_THREADS`` (read at
 import; default: the CPUs this process may run on, at most 8), or :func:`set_num_threads`. With one
-thread the blocks run in order on the calling thread and BLAS keeps its own threads. With more,
-BLAS is held at one thread while the pool runs blocks (each block's matmul is one single-threaded
-BLAS call; BLAS's own thread team on the same cores would fight the pool) and restored after.
+thread the blocks run in order on the calling thread. Inside :func:`map_blocks` BLAS is held at
+one thread (and restored after): each block's matmul is one single-threaded BLAS call, because
+BLAS's own thread team would fight the pool for the same cores (its idle threads spin for a while
+after each call), and because a multithreaded BLAS call does not always give the bits of a
+single-threaded one.
 
 >>> [(s.start, s.stop) for s in row_blocks(5, 30_000)]      # 2 rows of 30,000 per block
 [(0, 2), (2, 4), (4, 5)]
@@ -99,9 +101,9 @@ class _Pool:
                 done.put(None)
 
         helpers = self.queues[: n_blocks - 1]
-        for q in helpers:
-            q.put(work)
         with _blas_threads(1):
+            for q in helpers:
+                q.put(work)
             work()
             for _ in range(len(helpers) + 1):
                 done.get()
@@ -148,8 +150,11 @@ def map_blocks(fn, blocks: list) -> list:
     depend on which thread runs it. A call from inside a block runs inline (no nested pools).
     """
     global _pool
-    if len(blocks) <= 1 or _threads == 1 or getattr(_local, "in_block", False):
+    if getattr(_local, "in_block", False):
         return [fn(b) for b in blocks]
+    if len(blocks) <= 1 or _threads == 1:
+        with _blas_threads(1):
+            return [fn(b) for b in blocks]
     if _pool is None:
         _pool = _Pool(_threads)
     return _pool.run(lambda i: fn(blocks[i]), len(blocks))

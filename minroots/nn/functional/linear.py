@@ -30,10 +30,16 @@ from minroots.parallel import map_blocks, row_blocks
 
 __all__ = ["linear", "linear_composed"]
 
-#: rows of X per block of the forward product: a BLAS call on fewer rows packs the weight more
-#: often (measured: 512-row blocks cost up to 12% more than one call, 1024-row blocks 3-5%), and a
-#: batch of 2048 tokens still gives one block per core of a 2-core machine
+#: most rows of X per block of the forward product: a BLAS call on fewer rows packs the weight
+#: more often (measured: 512-row blocks cost up to 12% more than one call, 1024-row blocks 3-5%)
 ROWS_PER_BLOCK = 1024
+
+
+def _forward_blocks(n: int, xp) -> list[slice]:
+    """Rows of the forward product: two blocks from 512 rows on (one per core of a 2-core
+    machine), more above 2048 rows, at most :data:`ROWS_PER_BLOCK` each; from the shape only."""
+    rows = n if n < 512 else min(ROWS_PER_BLOCK, -(-n // 2))
+    return row_blocks(n, 1, elements=rows, xp=xp)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -51,7 +57,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     w = weight.data
     xp = B.get_array_module(x2)
     b = None if bias is None else bias.data
-    rows = row_blocks(x2.shape[0], 1, elements=ROWS_PER_BLOCK, xp=xp)
+    rows = _forward_blocks(x2.shape[0], xp)
     y = xp.empty((x2.shape[0], n_out), dtype=xp.result_type(x2, w))  # (N, out)
     map_blocks(lambda s: _affine(x2[s], w, b, y[s], xp), rows)
     parents = (x, weight) if bias is None else (x, weight, bias)
