@@ -154,16 +154,18 @@ class SelfAttention(Module):
     Args:
         n_embd: model width :math:`C`. n_head: number of heads (must divide ``n_embd``).
         dropout: dropout on the attention weights and on the output. bias: biases in the
-        projections. proj_std: initial std of the output projection.
+        projections. proj_std: initial std of the output projection. kernel: ``"auto"``,
+        ``"dense"`` or ``"flash"`` (tiled), passed to the attention kernel.
     """
 
     cross = False  # keys and values come from x itself (CrossAttention: from memory)
 
     def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, bias: bool = True,
-                 proj_std: float = 0.02):  # fmt: skip
+                 proj_std: float = 0.02, kernel: str = "auto"):  # fmt: skip
         super().__init__()
         _check_heads("SelfAttention", n_embd, n_head)
         self.n_embd, self.n_head, self.dropout = n_embd, n_head, dropout
+        self.kernel = kernel
         self.c_attn = Linear(n_embd, 3 * n_embd, bias=bias)  # fused [Q | K | V]
         self.c_proj = Linear(n_embd, n_embd, bias=bias, init_std=proj_std)
         self.resid_dropout = Dropout(dropout)
@@ -178,13 +180,16 @@ class SelfAttention(Module):
             t = x.shape[1]
             mask, is_causal = _fold_causal(mask, is_causal, t, t)
             qkv = self.c_attn(x)  # (B, T, 3C)
-            y = packed_self_attention(qkv, self.n_head, is_causal=is_causal, mask=mask, dropout_p=p)
+            y = packed_self_attention(
+                qkv, self.n_head, is_causal=is_causal, mask=mask, dropout_p=p, kernel=self.kernel
+            )
         else:
             q, k, v = self._project_with_cache(x, cache)  # (B, H, T, d), (B, H, Tk, d) x 2
             mask, is_causal = _fold_causal(mask, is_causal, q.shape[2], k.shape[2])
-            y = _merge_heads(
-                scaled_dot_product_attention(q, k, v, mask=mask, is_causal=is_causal, dropout_p=p)
-            )  # (B, T, C)
+            y = scaled_dot_product_attention(
+                q, k, v, mask=mask, is_causal=is_causal, dropout_p=p, kernel=self.kernel
+            )
+            y = _merge_heads(y)  # (B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
     def _project_with_cache(self, x, cache: KVCache):

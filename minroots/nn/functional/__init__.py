@@ -24,6 +24,7 @@ from minroots.nn.functional.attention import (
 from minroots.nn.functional.cross_entropy import cross_entropy, cross_entropy_composed
 from minroots.nn.functional.dropout import dropout
 from minroots.nn.functional.embedding import embedding, embedding_composed
+from minroots.nn.functional.flash_attention import flash_attention
 from minroots.nn.functional.layer_norm import layer_norm, layer_norm_composed
 from minroots.nn.functional.linear import linear, linear_composed
 
@@ -34,3 +35,4 @@ __all__ = [
     "gelu_composed", "layer_norm_composed", "cross_entropy_composed",
     "scaled_dot_product_attention_composed",
 ]  # fmt: skip
+__all__ += ["flash_attention"]

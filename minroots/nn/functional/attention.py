@@ -45,13 +45,17 @@ from minroots.autograd.linalg import matmul
 from minroots.autograd.shape import swapaxes
 from minroots.autograd.softmax import exp_shifted, softmax_composed
 from minroots.autograd.tensor import is_grad_enabled, unbroadcast
+from minroots.nn.functional.flash_attention import _fold_heads, flash_arrays, flash_attention
 from minroots.parallel import map_blocks, row_blocks
+from minroots.validation import one_of
 
 __all__ = [
     "scaled_dot_product_attention",
     "scaled_dot_product_attention_composed",
     "causal_mask",
     "packed_self_attention",
+    "use_flash",
+    "KERNELS",
 ]
 
 _MASKS: dict = {}
@@ -86,6 +90,38 @@ def causal_mask(t_q: int, t_k: int, dtype, xp=None):
             m.flags.writeable = False
         _MASKS[key] = m
     return m
+
+
+KERNELS = ("auto", "dense", "flash")
+#: "auto" takes the tiled kernel from this many keys on: measured on one thread, causal, forward +
+#: backward, it takes 0.84x the dense kernel's time at 512 keys, 0.68x at 1024, but 1.1x at 256
+#: (benchmarks/README.md) ...
+FLASH_MIN_KEYS = 512
+#: ... or when the dense kernel's saved scores, (..., T_q, T_k) float32, would pass this size
+FLASH_MAX_SCORES_BYTES = 1 << 30
+
+
+def use_flash(kernel: str, q_shape: tuple, t_k: int, dropout_p: float, same_lead: bool,
+              where: str) -> bool:  # fmt: skip
+    """Whether attention of queries ``q_shape`` ``(..., T_q, d)`` over ``t_k`` keys runs tiled.
+
+    ``"flash"`` always (it has no dropout, and needs q, k, v with the same leading axes);
+    ``"dense"`` never; ``"auto"`` when the tiled kernel can run and either ``t_k >=``
+    :data:`FLASH_MIN_KEYS` or the dense scores would take more than
+    :data:`FLASH_MAX_SCORES_BYTES`.
+    """
+    one_of(where, "kernel", kernel, KERNELS)
+    if kernel == "flash" and (dropout_p or not same_lead):
+        raise ValueError(
+            f"{where}: kernel='flash' needs dropout_p=0 and q, k, v with the same leading axes; "
+            f"use kernel='dense' (got dropout_p={dropout_p})"
+        )
+    if kernel != "auto":
+        return kernel == "flash"
+    if dropout_p or not same_lead or not is_grad_enabled() and q_shape[-2] == 1:
+        return False
+    scores = math.prod(q_shape[:-1]) * t_k * 4
+    return t_k >= FLASH_MIN_KEYS or scores > FLASH_MAX_SCORES_BYTES
 
 
 def _additive_mask(mask, dtype, xp):
@@ -205,17 +241,25 @@ def scaled_dot_product_attention(
     is_causal: bool = False,
     dropout_p: float = 0.0,
     scale: float | None = None,
+    kernel: str = "auto",
 ) -> Tensor:
     r"""O = \mathrm{softmax}(Q K^\top / \sqrt d + M)\,V (fused forward and backward, one node).
 
     ``mask`` is boolean (``True`` = may attend, broadcast to ``(..., T_q, T_k)``) or additive
     float; ``is_causal`` uses the cached causal mask; ``dropout_p`` drops attention weights.
+    ``kernel``: ``"dense"`` (this module), ``"flash"`` (tiled,
+    :mod:`~minroots.nn.functional.flash_attention`) or ``"auto"`` (:func:`use_flash`).
     """
-    xp, scale, mask_add = _prepare(q, k, v, mask, is_causal, scale)
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(
             f"scaled_dot_product_attention: dropout_p must be in [0, 1), got {dropout_p}"
         )
+    same_lead = q.shape[:-2] == k.shape[:-2] == v.shape[:-2]
+    if use_flash(
+        kernel, q.shape, k.shape[-2], dropout_p, same_lead, "scaled_dot_product_attention"
+    ):
+        return flash_attention(q, k, v, mask=mask, is_causal=is_causal, scale=scale)
+    xp, scale, mask_add = _prepare(q, k, v, mask, is_causal, scale)
     qs = _scaled_copy(q.data, scale, xp)  # (..., Tq, d)
     if q.shape[-2] == 1 and not is_grad_enabled():
         # Decoding one query with a KV cache: the products are matrix-vector, and BLAS reads the
@@ -246,7 +290,12 @@ def scaled_dot_product_attention_composed(
 
 
 def packed_self_attention(
-    qkv: Tensor, n_head: int, is_causal: bool = True, mask=None, dropout_p: float = 0.0
+    qkv: Tensor,
+    n_head: int,
+    is_causal: bool = True,
+    mask=None,
+    dropout_p: float = 0.0,
+    kernel: str = "auto",
 ) -> Tensor:
     r"""Multi-head self-attention straight from a fused projection, one graph node.
 
@@ -255,7 +304,7 @@ def packed_self_attention(
     shared by the threads of :mod:`minroots.parallel`): head-major contiguous copies of
     :math:`Q/\sqrt{d}`, :math:`K^\top` and :math:`V`, batched attention, and in the backward the
     three gradients written into their places in one ``(B, T, 3C)`` buffer (no per-head or
-    per-projection graph nodes).
+    per-projection graph nodes). ``kernel`` as in :func:`scaled_dot_product_attention`.
     """
     if qkv.ndim != 3 or qkv.shape[-1] % (3 * n_head):
         raise ValueError(
@@ -271,6 +320,8 @@ def packed_self_attention(
     heads = qkv.data.reshape(b, t, 3, n_head, hd)  # a view
     if mask is not None and is_causal:
         raise ValueError("packed_self_attention: pass either mask or is_causal, not both")
+    if use_flash(kernel, (b, n_head, t, hd), t, dropout_p, True, "packed_self_attention"):
+        return _packed_flash(qkv, heads, n_head, is_causal, _additive_mask(mask, dt, xp), scale)
     mask_add = causal_mask(t, t, dt, xp) if is_causal else _additive_mask(mask, dt, xp)
     y = xp.empty((b, t, c), dtype=dt)
     # Blocks of whole sequences on the threads of minroots.parallel; dropout draws random numbers,
@@ -326,3 +377,23 @@ def _packed_backward(g, saved, scale, gqkv, xp):
     gqkv[:, :, 0] = gq.transpose(0, 2, 1, 3)  # (b, T, H, hd)
     gqkv[:, :, 1] = gkt.transpose(0, 3, 1, 2)
     gqkv[:, :, 2] = gvt.transpose(0, 3, 1, 2)
+
+
+def _packed_flash(qkv, heads, n_head, is_causal, mask_add, scale):
+    """:func:`packed_self_attention` through the tiled kernel: heads ``(B*H, T, hd)`` in, the
+    merged ``(B, T, C)`` out, the three gradients written into one ``(B, T, 3C)`` buffer."""
+    xp = B.get_array_module(heads)
+    b, t, _, _, hd = heads.shape
+    mask_add = _fold_heads(mask_add, (b, n_head), xp)
+    q, k, v = (heads[:, :, j].transpose(0, 2, 1, 3).reshape(b * n_head, t, hd) for j in range(3))
+    o, grads = flash_arrays(q, k, v, mask_add, is_causal, scale, xp)  # (B*H, T, hd)
+    y = o.reshape(b, n_head, t, hd).transpose(0, 2, 1, 3).reshape(b, t, n_head * hd)
+
+    def backward(g):
+        gh = g.reshape(b, t, n_head, hd).transpose(0, 2, 1, 3).reshape(b * n_head, t, hd)
+        gqkv = xp.empty((b, t, 3, n_head, hd), dtype=heads.dtype)
+        for j, gj in enumerate(grads(gh)):  # dQ, dK, dV (B*H, T, hd)
+            gqkv[:, :, j] = gj.reshape(b, n_head, t, hd).transpose(0, 2, 1, 3)
+        return (gqkv.reshape(qkv.shape),)
+
+    return Tensor._make(y, (qkv,), backward, "packed_self_attention")
