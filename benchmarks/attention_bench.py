@@ -31,9 +31,10 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from train_step import cpu_description  # noqa: E402
+
 import minroots  # noqa: E402
 from minroots.nn.functional import scaled_dot_product_attention  # noqa: E402
-from train_step import cpu_description  # noqa: E402
 
 
 def run_once(kernel: str, arrays, grad):
