@@ -58,7 +58,9 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     xp = B.get_array_module(x2)
     b = None if bias is None else bias.data
     rows = _forward_blocks(x2.shape[0], xp)
-    y = xp.empty((x2.shape[0], n_out), dtype=xp.result_type(x2, w))  # (N, out)
+    # the dtype of x2 @ w.T, asked of an empty product: the inputs' common type, except that
+    # bfloat16 products (ml_dtypes, under autocast) come back in float32, unrounded
+    y = xp.empty((x2.shape[0], n_out), dtype=(x2[:0] @ w.T).dtype)  # (N, out)
     map_blocks(lambda s: _affine(x2[s], w, b, y[s], xp), rows)
     parents = (x, weight) if bias is None else (x, weight, bias)
 
