@@ -1,6 +1,7 @@
 """Tokenize once: token ids cached as ``.npy`` files, keyed by the text and the tokenizer.
 
-Book chapter 6, "Data preprocessing" (``book/06_tokenizers.md``).
+Book chapter 6, "Data preprocessing" (``book/06_tokenizers.md``); tests in ``tests/test_data_cache.py``
+(pieces, streamed file) and ``tests/test_data_text_dataset.py`` (keys, hits, memory-mapping).
 
 Encoding a megabyte of text in Python takes a noticeable fraction of a second (and a BPE
 tokenizer much longer), and a training run reads the same ids again and again. So
