@@ -164,22 +164,40 @@ def map_blocks(fn, blocks: list) -> list:
 class _blas_threads:
     """Context manager: OpenBLAS at ``n`` threads inside, its previous number restored after.
 
-    Found through the OpenBLAS library that NumPy loaded (Linux); elsewhere it does nothing.
+    Found through the OpenBLAS library that NumPy loaded (Linux); elsewhere it does nothing. The
+    setting is global to the process, and several threads may be inside at once (ranks simulated
+    by threads, a server's thread next to the main one): the first to enter sets it, the last to
+    leave restores it, so no thread restores the old number while another one's blocks still run.
     """
+
+    _lock = threading.Lock()
+    _inside = 0  # threads inside, all of them with BLAS at n threads
+    _prev: int | None = None
 
     def __init__(self, n: int):
         self.n = n
 
     def __enter__(self):
         lib = _openblas()
-        self.prev = lib.get() if lib else None
-        if lib and self.prev != self.n:
-            lib.set(self.n)
+        if lib is None:
+            return
+        cls = type(self)
+        with cls._lock:
+            if cls._inside == 0:
+                cls._prev = lib.get()
+                if cls._prev != self.n:
+                    lib.set(self.n)
+            cls._inside += 1
 
     def __exit__(self, *exc):
         lib = _openblas()
-        if lib and self.prev is not None and self.prev != self.n:
-            lib.set(self.prev)
+        if lib is None:
+            return False
+        cls = type(self)
+        with cls._lock:
+            cls._inside -= 1
+            if cls._inside == 0 and cls._prev is not None and cls._prev != self.n:
+                lib.set(cls._prev)
         return False
 
 

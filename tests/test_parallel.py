@@ -96,6 +96,50 @@ def test_blas_threads_are_restored_after_the_pool_ran(threads):
     assert inside == [1, 1, 1] and lib.get() == before
 
 
+def test_blas_threads_overlapping_callers_restore_only_when_the_last_leaves():
+    """Two threads inside at once (ranks simulated by threads): the first to leave must not give
+    BLAS its threads back while the other's blocks still run."""
+    lib = parallel._openblas()
+    if lib is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS found at run time")
+    before = lib.get()
+    lib.set(2)
+    try:
+        a, b = parallel._blas_threads(1), parallel._blas_threads(1)
+        a.__enter__()
+        b.__enter__()
+        a.__exit__(None, None, None)
+        assert lib.get() == 1, "BLAS got its threads back while another caller was inside"
+        b.__exit__(None, None, None)
+        assert lib.get() == 2
+    finally:
+        lib.set(before)
+
+
+def test_two_callers_at_once_get_their_own_results(threads):
+    """Two threads calling fused kernels at the same time (simulated ranks, a server thread next
+    to the main one) share the pool's workers and get exactly what each gets alone."""
+    threads(2)
+    rng = np.random.default_rng(0)
+    w = minroots.Tensor(rng.standard_normal((96, 64), dtype=np.float32))
+    xs = [minroots.Tensor(rng.standard_normal((4096, 64), dtype=np.float32)) for _ in range(2)]
+    alone = [F.gelu(F.linear(x, w), approximate="tanh").data for x in xs]
+    got: list = [None, None]
+
+    def run(k):
+        for _ in range(5):
+            got[k] = F.gelu(F.linear(xs[k], w), approximate="tanh").data
+
+    workers = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in workers), "a caller hung"
+    for k in range(2):
+        np.testing.assert_array_equal(got[k], alone[k])
+
+
 # ------------------------------------------------------------------ same bits, any thread count
 def _step(n_threads: int):
     """One training step of a GPT whose every kernel has several blocks; all resulting arrays."""
