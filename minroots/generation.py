@@ -16,9 +16,18 @@ Worked example: probabilities ``[0.5, 0.3, 0.15, 0.05]`` with ``top_p=0.7`` keep
 (0.5 < 0.7 <= 0.8) and sample them with probabilities ``[0.625, 0.375]``.
 
 Decoding with a key/value cache: the prompt is run once (the *prefill*), then each new token
-costs one position. When the sequence grows past ``block_size`` the context is cropped to the
-last ``block_size`` tokens; positions then shift, so the cache is rebuilt from the cropped window
-(each later step is a full forward, exactly as without a cache).
+costs one position. When the sequence grows past ``block_size``, what happens depends on how the
+model encodes positions:
+
+- learned positions (GPT-2) have no vector past ``block_size``: the context is cropped to the last
+  ``block_size`` tokens and, since every position then shifts, each later step is a full forward
+  of the cropped window (exactly as without a cache), so each token costs ``block_size`` positions.
+- rotary positions (the modern decoder, book chapter 12) depend only on the distance between two
+  tokens, so the model's caches are sliding windows (:class:`~minroots.nn.attention.KVCache` with
+  ``window=block_size``): the oldest position leaves as the new one comes and each step costs one
+  position, however long the text. Each cached key keeps the context it was computed with, so
+  the text differs from the cropped recomputation (the same rule as Mistral's sliding-window
+  attention); ``use_cache=False`` gives the cropped recomputation for these models too.
 """
 
 from __future__ import annotations
@@ -139,20 +148,22 @@ class _CachedDecoder:
         self.model = model
         self.block = model.config.block_size
         self.caches = model.new_cache() if use_cache else None
+        # a sliding-window cache (rotary positions) keeps going past block_size
+        self.sliding = bool(self.caches) and getattr(self.caches[0], "window", None) is not None
         self.n_cached = 0  # tokens of the current sequence held by the cache (from its start)
 
     def logits(self, ids: np.ndarray):
         xp = B.get_array_module(self.model.wte.weight.data)
         t = ids.shape[1]
-        if self.caches is None or t > self.block:  # no cache, or a sliding window: full forward
+        if self.caches is None or (t > self.block and not self.sliding):  # full forward
             if self.caches is not None:
                 for c in self.caches:
                     c.reset()
                 self.n_cached = 0
             h = self.model.hidden_states(xp.asarray(ids[:, -self.block :]))
-        else:  # feed only what the cache has not seen yet
-            new = xp.asarray(ids[:, self.n_cached :])
-            h = self.model.hidden_states(new, self.caches)
+        else:  # feed only what the cache has not seen yet (a long prompt: its last block)
+            new = ids[:, -self.block :] if self.n_cached == 0 else ids[:, self.n_cached :]
+            h = self.model.hidden_states(xp.asarray(new), self.caches)
             self.n_cached = t
         return self.model.lm_head(h[:, -1:, :]).data[:, 0, :]  # (B, V)
 
