@@ -32,6 +32,8 @@ generation defaults, bookkeeping such as ``transformers_version``) are ignored.
 
 from __future__ import annotations
 
+from minroots.nn.swiglu import swiglu_hidden
+
 __all__ = ["MODEL_TYPES", "config_from_hf", "config_to_hf", "hf_model_type"]
 
 MODEL_TYPES = ("gpt2", "llama", "qwen2", "qwen3")
@@ -155,7 +157,7 @@ def config_from_hf(hf: dict, where: str = "config.json") -> tuple[dict, str]:
             mlp_hidden=None if n_inner in (None, 4 * n_embd) else _int(hf, "n_inner", where),
         )  # fmt: skip
         return fields, model_type
-    _check_fields(hf, model_type, _LLAMA_USED | ({"use_sliding_window"}), where)
+    _check_fields(hf, model_type, _LLAMA_USED, where)
     layer_types = hf.get("layer_types") or []
     if any(kind != "full_attention" for kind in layer_types):
         raise ValueError(f"{where}: field layer_types holds {sorted(set(layer_types))}; minroots "
@@ -164,6 +166,7 @@ def config_from_hf(hf: dict, where: str = "config.json") -> tuple[dict, str]:
     head_dim = hf.get("head_dim")
     head_dim = None if head_dim in (None, n_embd // n_head) else _int(hf, "head_dim", where)
     n_kv = hf.get("num_key_value_heads")
+    hidden = _int(hf, "intermediate_size", where)
     attention_bias, mlp_bias = hf.get("attention_bias", False), hf.get("mlp_bias", False)
     qkv_bias = None
     if model_type == "llama" and attention_bias != mlp_bias:
@@ -177,7 +180,7 @@ def config_from_hf(hf: dict, where: str = "config.json") -> tuple[dict, str]:
         vocab_size=_int(hf, "vocab_size", where), n_embd=n_embd, n_head=n_head,
         n_layer=_int(hf, "num_hidden_layers", where),
         block_size=_int(hf, "max_position_embeddings", where),
-        mlp_hidden=_int(hf, "intermediate_size", where), head_dim=head_dim,
+        mlp_hidden=None if hidden == swiglu_hidden(n_embd) else hidden, head_dim=head_dim,
         n_kv_head=None if n_kv in (None, n_head) else _int(hf, "num_key_value_heads", where),
         layer_norm_eps=hf.get("rms_norm_eps", 1e-6), rope_theta=_rope_theta(hf, where),
         tie_weights=hf.get("tie_word_embeddings", False), bias=attention_bias,
@@ -237,8 +240,6 @@ def config_to_hf(config, model_type: str, dtype: str = "float32") -> dict:
                 "n_embd": c.n_embd, "n_inner": c.mlp_hidden, "layer_norm_epsilon": c.layer_norm_eps,
                 "activation_function": act, "resid_pdrop": 0.0, "embd_pdrop": 0.0,
                 "attn_pdrop": 0.0, "bos_token_id": None, "eos_token_id": None}  # fmt: skip
-    from minroots.nn.swiglu import swiglu_hidden
-
     hf = {**common, "hidden_size": c.n_embd, "num_hidden_layers": c.n_layer,
           "num_attention_heads": c.n_head, "num_key_value_heads": c.kv_heads,
           "head_dim": c.attention_head_dim, "max_position_embeddings": c.block_size,
