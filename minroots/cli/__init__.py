@@ -55,6 +55,7 @@ COMMANDS = [
     "tokenizer",
     "eval",
     "assignments",
+    "export",
 ]
 
 
