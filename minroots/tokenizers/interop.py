@@ -140,7 +140,7 @@ def read_hf_json(path):
 
     Supported: model type ``BPE`` without dropout, prefixes or suffixes; no normalizer; a
     ``ByteLevel`` pre-tokenizer using GPT-2's regex without a prefix space, or a ``Split`` by a
-    regex followed by ``ByteLevel`` without one (:func:`_hf_split_pattern`). Anything else raises
+    regex followed by ``ByteLevel`` without one (``_hf_split_pattern``). Anything else raises
     ``ValueError`` naming the field, rather than silently tokenizing differently.
     Returns ``(vocab, merges, specials, pattern)`` like :func:`read_gpt2_files`; added tokens
     marked ``special`` become special tokens.

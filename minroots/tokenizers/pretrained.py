@@ -11,7 +11,7 @@ added tokens. minroots writes and reads two of them:
 - :class:`~minroots.tokenizers.bpe.BPETokenizer` as byte-level BPE: the model ``BPE`` with the
   vocabulary and merges written in GPT-2's printable byte characters (:mod:`.interop`), the split
   pattern as a ``Split`` by its regex followed by ``ByteLevel`` (or ``ByteLevel``'s own regex for
-  GPT-2's pattern; :func:`_oniguruma` says how GPT-4's is written), the special tokens as added tokens (``special: true``, matched anywhere in a
+  GPT-2's pattern; ``_oniguruma`` says how GPT-4's is written), the special tokens as added tokens (``special: true``, matched anywhere in a
   text, as ``encode(text, allowed_special="all")`` does), and the ``ByteLevel`` decoder. Reading
   accepts the same forms (GPT-2, RoBERTa-style byte-level BPE, Qwen 2/3 and Llama 3 files without
   a normalizer or ``ignore_merges``; :func:`.interop.read_hf_json`).

@@ -69,6 +69,12 @@ def rope_tables(length: int, head_dim: int, theta: float = 10000.0, dtype="float
     >>> cos.round(4).tolist(), sin.round(4).tolist()
     ([[1.0], [0.5403]], [[0.0], [0.8415]])
     """
+    return _tables(length, head_dim, theta, dtype, xp)[:2]
+
+
+def _tables(length: int, head_dim: int, theta: float, dtype, xp):
+    """``(cos, sin, C, S)`` for positions ``0 .. length - 1``: the half tables of
+    :func:`rope_tables`, and the full-width ``C = [cos, cos]``, ``S = [-sin, sin]`` the kernel uses."""
     xp = xp if xp is not None else B.xp()
     dtype = xp.dtype(dtype)
     size = 1 << max(0, int(length) - 1).bit_length()  # the next power of two >= length
@@ -76,12 +82,14 @@ def rope_tables(length: int, head_dim: int, theta: float = 10000.0, dtype="float
     tables = _TABLES.get(key)
     if tables is None:
         angles = np.outer(np.arange(size, dtype=np.float64), rope_frequencies(head_dim, theta))
-        tables = tuple(xp.asarray(f(angles).astype(dtype)) for f in (np.cos, np.sin))
+        cos, sin = np.cos(angles), np.sin(angles)
+        full = (cos, sin, np.concatenate([cos, cos], axis=1), np.concatenate([-sin, sin], axis=1))
+        tables = tuple(xp.asarray(t.astype(dtype)) for t in full)
         if xp.__name__ == "numpy":
             for t in tables:
                 t.flags.writeable = False
         _TABLES[key] = tables
-    return tables[0][:length], tables[1][:length]
+    return tuple(t[:length] for t in tables)
 
 
 def _check(x: Tensor, offset: int, theta: float, where: str) -> int:
@@ -96,30 +104,31 @@ def _check(x: Tensor, offset: int, theta: float, where: str) -> int:
 
 def rope(x: Tensor, offset: int = 0, theta: float = 10000.0) -> Tensor:
     r"""Rotate each pair :math:`(x_i, x_{i+d/2})` of ``x`` ``(..., T, d)`` by :math:`m\,\omega_i`,
-    for positions :math:`m` = ``offset`` .. ``offset + T - 1`` (fused forward and backward)."""
+    for positions :math:`m` = ``offset`` .. ``offset + T - 1`` (fused forward and backward).
+
+    Written with full-width tables, :math:`y = C \odot x + S \odot P x` with
+    :math:`C = [\cos, \cos]`, :math:`S = [-\sin, \sin]` and :math:`P` the swap of the two halves
+    (``roll`` by :math:`d/2`), so that every product runs over whole contiguous rows; the backward
+    is :math:`\bar x = C \odot \bar y + P^\top (S \odot \bar y)`, and :math:`P^\top = P`.
+    """
     h = _check(x, offset, theta, "rope")
     xp = B.get_array_module(x.data)
-    a = x.data
+    a = xp.ascontiguousarray(x.data)  # heads are often a transposed view: one copy, fast rows
     t = a.shape[-2]
-    cos, sin = rope_tables(offset + t, 2 * h, theta, a.dtype, xp)
-    cos, sin = cos[offset:], sin[offset:]  # (T, d/2), broadcast over the leading axes
-    y = xp.empty(a.shape, dtype=a.dtype)
-    _rotate(a[..., :h], a[..., h:], cos, sin, y[..., :h], y[..., h:], xp)
+    _, _, c, s = _tables(offset + t, 2 * h, theta, a.dtype, xp)
+    c, s = c[offset:], s[offset:]  # (T, d), broadcast over the leading axes
+    y = a * c
+    swapped = xp.roll(a, h, axis=-1)  # [x2, x1]
+    swapped *= s
+    y += swapped
 
     def backward(g):
-        gx = xp.empty(g.shape, dtype=g.dtype)
-        _rotate(g[..., :h], g[..., h:], cos, -sin, gx[..., :h], gx[..., h:], xp)  # R^T = R(-angle)
+        gx = g * c
+        gs = g * s
+        gx += xp.roll(gs, h, axis=-1)  # P^T (S g), the rotation by -angle
         return (gx,)
 
     return Tensor._make(y, (x,), backward, "rope")
-
-
-def _rotate(x1, x2, cos, sin, out1, out2, xp) -> None:
-    """``out1 = x1 cos - x2 sin`` and ``out2 = x2 cos + x1 sin``, written in place."""
-    xp.multiply(x1, cos, out=out1)
-    out1 -= x2 * sin
-    xp.multiply(x2, cos, out=out2)
-    out2 += x1 * sin
 
 
 def rope_composed(x: Tensor, offset: int = 0, theta: float = 10000.0) -> Tensor:

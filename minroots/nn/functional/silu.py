@@ -41,12 +41,13 @@ __all__ = ["silu", "silu_composed", "swiglu", "swiglu_composed", "sigmoid_array"
 
 def sigmoid_array(a, xp):
     r""":math:`\sigma(a) = e^{\min(a, 0)} / (1 + e^{-|a|})` as a new array (no overflow)."""
-    e = xp.abs(a)
-    xp.negative(e, out=e)
-    xp.exp(e, out=e)  # e^{-|a|} in (0, 1]
-    s = xp.where(a >= 0, a.dtype.type(1), e)  # the numerator e^{min(a, 0)}
-    e += a.dtype.type(1)
-    s /= e
+    s = xp.minimum(a, a.dtype.type(0))
+    xp.exp(s, out=s)  # the numerator, in (0, 1]
+    d = xp.abs(a)
+    xp.negative(d, out=d)
+    xp.exp(d, out=d)
+    d += a.dtype.type(1)  # the denominator, in (1, 2]
+    s /= d
     return s
 
 
