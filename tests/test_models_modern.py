@@ -4,6 +4,7 @@ its memory per token with grouped heads, and the sliding window past ``block_siz
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -141,6 +142,26 @@ def test_cached_generation_equals_uncached_within_the_window(name):
         model.generate(prompt, n, temperature=1.0, top_k=5, seed=3, use_cache=c) for c in (1, 0)
     ]
     np.testing.assert_array_equal(*sampled)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_beam_search_of_one_beam_is_greedy_and_a_wide_beam_is_exhaustive(name):
+    """The beam search of encoder-decoders serves every configuration of the decoder-only model."""
+    model = _model(name)
+    prompt = np.array([3, 1, 4])
+    greedy = model.generate(prompt, 5, temperature=0)[3:]
+    assert model.beam_search(prompt, 5, beam_size=1)[0].tolist() == greedy.tolist()
+    small = TransformerModel(dataclasses.replace(CONFIGS[name], vocab_size=4)).to(dtype="float64")
+    prompt = np.array([[2, 0]])
+    with minroots.no_grad():  # score all 4^3 continuations of three tokens by a full forward
+        seqs = np.array(np.meshgrid(*[range(4)] * 3, indexing="ij")).reshape(3, -1).T
+        full = np.concatenate([np.repeat(prompt, len(seqs), axis=0), seqs], axis=1)
+        logp = small(full)[0].data[:, 1:-1]  # predictions of the three new tokens
+        logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
+        scores = np.take_along_axis(logp, seqs[:, :, None], axis=-1).sum(axis=(1, 2))
+    best = seqs[np.argmax(scores)].tolist()
+    wide = small.beam_search(prompt, 3, beam_size=16, length_penalty=0.0)[0].tolist()
+    assert wide == best
 
 
 def _positions_per_step(model, steps: int) -> list[int]:

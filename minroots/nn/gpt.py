@@ -249,6 +249,13 @@ class TransformerModel(Module):
             eos_id=eos_id, seed=seed, use_cache=use_cache,
         )  # fmt: skip
 
+    def beam_search(self, idx, max_new_tokens=None, beam_size: int = 4, eos_id=None,
+                    length_penalty: float = 1.0) -> list:  # fmt: skip
+        """The best continuation of each prompt row by beam search, without EOS; see
+        :func:`minroots.generation.beam_search_prompt`."""
+        return generation.beam_search_prompt(self, idx, max_new_tokens, eos_id, beam_size,
+                                             length_penalty)  # fmt: skip
+
     # ------------------------------------------------------------------ saving and loading
     def save(self, path) -> None:
         """Write weights (safetensors) and config (JSON); see :mod:`minroots.nn.serialization`."""
