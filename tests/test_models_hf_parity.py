@@ -9,7 +9,7 @@ the tensor or field (these tests need neither torch nor transformers).
 
 The float64 reference. Whatever the model's dtype, transformers computes three things in float32:
 the RMSNorm statistics (``LlamaRMSNorm`` casts to float32), the RoPE cos/sin tables, and eager
-attention's softmax. A float64 transformers model therefore carries float32 rounding (about 1e-7
+attention's softmax. A float64 transformers model therefore carries float32 rounding (1e-8 to 1e-7
 in the logits), and no float64 implementation can match it to 1e-10. The float64 reference here
 runs those three steps in float64: the RMSNorm and rotary modules' ``forward`` are replaced by the
 same formulas without the casts (:func:`_float64_reference`), and attention uses SDPA.

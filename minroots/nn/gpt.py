@@ -205,9 +205,10 @@ class TransformerModel(Module):
         b, t = ids.shape
         offset = caches[0].position if caches else 0
         sliding = self.wpe is None and caches and caches[0].window is not None
-        if (t if sliding else offset + t) > self.config.block_size:
+        length = t if sliding else offset + t  # a sliding window holds the context, not the text
+        if length > self.config.block_size:
             raise ValueError(
-                f"{where}: sequence length {offset + t} is longer than block_size="
+                f"{where}: sequence length {length} is longer than block_size="
                 f"{self.config.block_size}; crop the input to the last {self.config.block_size} tokens"
             )
         check_ids(ids, self.config.vocab_size, f"{where} (vocab_size={self.config.vocab_size})")
