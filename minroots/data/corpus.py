@@ -16,7 +16,7 @@ the extension says what it holds:
 Example::
 
     >>> list_corpora()
-    ['debian_summaries', 'dialogue_en', 'en_es', 'shakespeare']
+    ['debian_summaries', 'dialogue_en', 'en_es', 'en_zh', 'shakespeare', 'song100', 'tang300']
     >>> load_corpus("shakespeare")[:25]
     'HAMLET, PRINCE OF DENMARK'
     >>> load_pairs("en_es")[0]

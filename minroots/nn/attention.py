@@ -135,6 +135,11 @@ class KVCache:
         cached = self.get()
         return 0 if cached is None else int(cached[0].nbytes + cached[1].nbytes)
 
+    def key_padding_mask(self, t: int):
+        """``None``: every cached position is real. (A cache whose rows hold sequences of
+        different lengths, :class:`minroots.serve.slots.SlotCache`, returns ``(B, length + t)``.)"""
+        return None
+
 
 # ---------------------------------------------------------------------- shared by both layers
 def _check_heads(where: str, n_embd: int, n_head: int) -> None:
