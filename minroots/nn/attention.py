@@ -272,8 +272,9 @@ class SelfAttention(Module):
         y = self._attend(q, k, v, mask, is_causal, p)  # (B, H, T, d)
         return self.resid_dropout(self.c_proj(_merge_heads(y)))  # (B, T, C)
 
-    def _project(self, x: Tensor, offset: int):
-        """Queries ``(B, H, T, d)``, keys and values ``(B, H_kv, T, d)``: split, QK-norm, rotated."""
+    def _project(self, x: Tensor, offset):
+        """Queries ``(B, H, T, d)``, keys and values ``(B, H_kv, T, d)``: split, QK-norm, rotated
+        from ``offset`` (an int, or one per row ``(B,)`` when rows have different lengths)."""
         b, t, _ = x.shape
         h, hkv, d = self.n_head, self.n_kv_head, self.head_dim
         qkv = self.c_attn(x).reshape(b, t, h + 2 * hkv, d)  # (B, T, H + 2 H_kv, d)

@@ -27,9 +27,10 @@ Backward: a rotation is orthogonal, so its adjoint is its transpose, the rotatio
     \bar x^{(2)} = \bar y^{(2)} \cos(m\omega) - \bar y^{(1)} \sin(m\omega)
 
 Positions start at ``offset``: with a key/value cache holding :math:`L` positions, the new tokens
-are at :math:`L, L+1, \dots`. The cos/sin tables (:func:`rope_tables`) are computed in float64, cast
-to the input's dtype and cached per length (rounded up to a power of two), head size, theta, dtype
-and backend, so that generating token after token does not rebuild them.
+are at :math:`L, L+1, \dots`; a batch of sequences of different lengths gives one offset per row.
+The cos/sin tables (:func:`rope_tables`) are computed in float64, cast to the input's dtype and
+cached per length (rounded up to a power of two), head size, theta, dtype and backend, so that
+generating token after token does not rebuild them.
 
 Worked example: :math:`d = 2`, :math:`x = [1, 0]` at position 1 with :math:`\omega_0 = 1` turns into
 :math:`[\cos 1, \sin 1] = [0.5403, 0.8415]`; at position 0 nothing changes.
@@ -92,19 +93,47 @@ def _tables(length: int, head_dim: int, theta: float, dtype, xp):
     return tuple(t[:length] for t in tables)
 
 
-def _check(x: Tensor, offset: int, theta: float, where: str) -> int:
+def _check(x: Tensor, offset, theta: float, where: str) -> int:
     if x.ndim < 2 or x.shape[-1] % 2:
         raise ValueError(
             f"{where}: x must have shape (..., T, d) with an even head size d, got {x.shape}"
         )
-    integer(where, "offset", offset, low=0)
+    if np.ndim(offset):  # one offset per row of the batch axis
+        rows = np.asarray(B.to_numpy(offset))
+        if (rows.ndim != 1 or x.ndim < 3 or rows.shape[0] != x.shape[0]
+                or rows.dtype.kind not in "iu" or (rows < 0).any()):  # fmt: skip
+            raise ValueError(
+                f"{where}: offset must be an int >= 0 or one per row, a (B,) array of ints >= 0 "
+                f"for x of shape (B, ..., T, d), got {rows.dtype} {rows.shape} for x {x.shape}"
+            )
+    else:
+        integer(where, "offset", offset, low=0)
     real(where, "theta", theta, low=0, low_open=True)
     return x.shape[-1] // 2
 
 
-def rope(x: Tensor, offset: int = 0, theta: float = 10000.0) -> Tensor:
+def _at_positions(tables, offset, x: Tensor, xp):
+    """The rows of ``tables`` (each ``(L, k)``) for the positions of ``x`` ``(..., T, d)``:
+    ``offset .. offset + T - 1``, ``(T, k)``; with one offset per row, a gather broadcast over
+    the middle axes, ``(B, 1, .., 1, T, k)``."""
+    t = x.shape[-2]
+    if not np.ndim(offset):
+        return tuple(a[offset : offset + t] for a in tables)
+    pos = np.asarray(B.to_numpy(offset), dtype=np.int64)[:, None] + np.arange(t)  # (B, T)
+    pos = xp.asarray(pos.reshape((pos.shape[0],) + (1,) * (x.ndim - 3) + (t,)))
+    return tuple(a[pos] for a in tables)
+
+
+def _end(offset, t: int) -> int:
+    """One past the last position needed: the table length."""
+    return int(np.max(B.to_numpy(offset), initial=0)) + t
+
+
+def rope(x: Tensor, offset=0, theta: float = 10000.0) -> Tensor:
     r"""Rotate each pair :math:`(x_i, x_{i+d/2})` of ``x`` ``(..., T, d)`` by :math:`m\,\omega_i`,
     for positions :math:`m` = ``offset`` .. ``offset + T - 1`` (fused forward and backward).
+    ``offset`` may be one int per row, a ``(B,)`` array for ``x`` ``(B, ..., T, d)``: sequences
+    of different lengths decoded together (book chapter 14), row :math:`b` from ``offset[b]``.
 
     Written with full-width tables, :math:`y = C \odot x + S \odot P x` with
     :math:`C = [\cos, \cos]`, :math:`S = [-\sin, \sin]` and :math:`P` the swap of the two halves
@@ -114,9 +143,8 @@ def rope(x: Tensor, offset: int = 0, theta: float = 10000.0) -> Tensor:
     h = _check(x, offset, theta, "rope")
     xp = B.get_array_module(x.data)
     a = xp.ascontiguousarray(x.data)  # heads are often a transposed view: one copy, fast rows
-    t = a.shape[-2]
-    _, _, c, s = _tables(offset + t, 2 * h, theta, a.dtype, xp)
-    c, s = c[offset:], s[offset:]  # (T, d), broadcast over the leading axes
+    full = _tables(_end(offset, a.shape[-2]), 2 * h, theta, a.dtype, xp)[2:]
+    c, s = _at_positions(full, offset, x, xp)  # (T, d) or (B, 1, .., T, d), broadcast over x
     y = a * c
     swapped = xp.roll(a, h, axis=-1)  # [x2, x1]
     swapped *= s
@@ -131,14 +159,15 @@ def rope(x: Tensor, offset: int = 0, theta: float = 10000.0) -> Tensor:
     return Tensor._make(y, (x,), backward, "rope")
 
 
-def rope_composed(x: Tensor, offset: int = 0, theta: float = 10000.0) -> Tensor:
+def rope_composed(x: Tensor, offset=0, theta: float = 10000.0) -> Tensor:
     r"""Reference RoPE from basic ops, as Hugging Face writes it:
     :math:`x \odot [\cos, \cos] + \mathrm{rotate\_half}(x) \odot [\sin, \sin]` with
     :math:`\mathrm{rotate\_half}([x^{(1)}, x^{(2)}]) = [-x^{(2)}, x^{(1)}]`."""
     h = _check(x, offset, theta, "rope_composed")
     xp = B.get_array_module(x.data)
-    cos, sin = rope_tables(offset + x.shape[-2], 2 * h, theta, x.dtype, xp)
-    cos2 = Tensor(xp.concatenate([cos[offset:], cos[offset:]], axis=-1))  # (T, d)
-    sin2 = Tensor(xp.concatenate([sin[offset:], sin[offset:]], axis=-1))
+    tables = rope_tables(_end(offset, x.shape[-2]), 2 * h, theta, x.dtype, xp)
+    cos, sin = _at_positions(tables, offset, x, xp)  # (T, d/2) or (B, 1, .., T, d/2)
+    cos2 = Tensor(xp.concatenate([cos, cos], axis=-1))  # (T, d)
+    sin2 = Tensor(xp.concatenate([sin, sin], axis=-1))
     rotated = concatenate([-x[..., h:], x[..., :h]], axis=-1)
     return x * cos2 + rotated * sin2
