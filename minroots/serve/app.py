@@ -25,6 +25,11 @@ A non-streamed request watches for the disconnect itself.
 **Safe defaults**: the server binds to 127.0.0.1 (this machine only); no CORS headers unless
 origins are given; an API key, when set, is required on ``/v1/`` (compared in constant time);
 every limit below is printed at start-up.
+
+(This file is longer than the 400 lines the package aims for because it is one application: the
+routes, the streamed and whole answers and the background server share the served model, its
+limits and its queue. The request checks are in :mod:`minroots.serve.protocol`, the batching in
+:mod:`minroots.serve.scheduler` and :mod:`minroots.serve.engine`.)
 """
 
 from __future__ import annotations
