@@ -270,7 +270,7 @@ class Engine:
         if seq.row is not None and len(seq.prompt) + len(seq.tokens) > self.block_size:
             if self.sliding:  # its keys go on in a window of its own
                 seq.caches = self._sliding_caches(seq.row)
-            self._release(seq)  # its next token needs a full forward of the window
+            self._release(seq)  # its next token needs a full forward or its own window
             self.windowed.append(seq)
         return Event(seq, token, text, None)
 
@@ -282,6 +282,7 @@ class Engine:
 
     def _finish(self, seq: Sequence, reason: str) -> None:
         seq.finish_reason = reason
+        seq.caches = None  # a finished sequence's own window is freed at once
 
     def _drop_finished(self) -> None:
         for seq in [s for s in self.rows if s.finished]:
