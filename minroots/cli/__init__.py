@@ -62,6 +62,7 @@ COMMANDS = [
     "tokenizer",
     "eval",
     "assignments",
+    "export",
     "serve",
     "quantize",
 ]
