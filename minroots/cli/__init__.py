@@ -65,6 +65,7 @@ COMMANDS = [
     "tokenizer",
     "eval",
     "assignments",
+    "export",
     "serve",
     "quantize",
     "finetune",

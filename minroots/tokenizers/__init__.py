@@ -14,6 +14,8 @@ Read the files in this order; each adds one idea to the previous:
 - ``cleaning.py``: text cleaning steps and :func:`~minroots.tokenizers.cleaning.clean`.
 - ``added_tokens.py``: :class:`AddedTokensTokenizer`, a tokenizer with marker tokens added after
   its vocabulary (the chat markers of chapter 10).
+- ``pretrained.py``: Hugging Face ``tokenizer.json`` folders both ways (book chapter 12,
+  ``book/12_modern_decoder.md``): :func:`from_pretrained`, ``tokenizer.save_pretrained(path)``.
 """
 
 from minroots.tokenizers import cleaning
@@ -22,6 +24,7 @@ from minroots.tokenizers.base import Tokenizer, load
 from minroots.tokenizers.bpe import BPETokenizer, train_tokenizer_file
 from minroots.tokenizers.char import CharTokenizer
 from minroots.tokenizers.patterns import PATTERNS, split
+from minroots.tokenizers.pretrained import from_pretrained
 
 __all__ = [
     "Tokenizer",
@@ -34,3 +37,4 @@ __all__ = [
     "cleaning",
     "AddedTokensTokenizer",
 ]
+__all__ += ["from_pretrained"]  # Hugging Face tokenizer folders (book chapter 12)
