@@ -337,7 +337,7 @@ def test_bad_input(tmp_path, trained):
     with pytest.raises(ValueError, match="256 single bytes"):
         load(bad)
     bad.write_text('{"type": "bpe"', encoding="utf-8")
-    with pytest.raises(ValueError, match="not valid tokenizer JSON"):
+    with pytest.raises(ValueError, match="bad.json. is not valid JSON"):
         load(bad)
     with pytest.raises(FileNotFoundError):
         BPETokenizer.from_hf_json(tmp_path / "none.json")

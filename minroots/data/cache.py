@@ -11,7 +11,11 @@ tokenizer much longer), and a training run reads the same ids again and again. S
   stale cache can never be read;
 - ids are stored in the smallest unsigned dtype that holds the vocabulary (``uint8`` for a
   character vocabulary under 256, else ``uint16`` or ``uint32``): 1 MB of text is 1 MB on disk;
-- files are written to a temporary name and renamed, so a crash never leaves half a file;
+- files are written to a temporary name and renamed, so a crash never leaves half a file
+  (:func:`minroots.persistence.atomic_file`);
+- beside each ``ids-<key>.npy`` a small ``ids-<key>.json`` records the key, the file's size and its
+  BLAKE2b checksum. A cache file that does not match (empty, cut short, edited, or written by
+  another program) is never used: a warning says so and the text is encoded again;
 - a file larger than ``mmap_bytes`` is memory-mapped (read lazily from disk) instead of read.
 
 The cache folder is, in order: the ``cache_dir`` argument, the ``MINROOTS_CACHE`` environment
@@ -34,12 +38,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["default_cache_dir", "cache_key", "ids_dtype", "cached_encode"]
+from minroots.persistence import atomic_file, file_digest, read_json, write_json
+
+__all__ = ["default_cache_dir", "cache_key", "ids_dtype", "cached_encode", "tokenizer_identity"]
 
 MMAP_BYTES = 64 * 2**20  # memory-map cached ids larger than 64 MiB
 
@@ -52,7 +58,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "minroots"
 
 
-def _tokenizer_identity(tokenizer) -> str | None:
+def tokenizer_identity(tokenizer) -> str | None:
     """A string that changes whenever the tokenizer's mapping may change; ``None`` if unknown."""
     to_dict = getattr(tokenizer, "to_dict", None)
     if to_dict is None:
@@ -67,7 +73,7 @@ def cache_key(text: str, tokenizer) -> str | None:
     ``None`` for a tokenizer without ``to_dict`` (we cannot tell two of them apart, so their
     ids are not cached).
     """
-    identity = _tokenizer_identity(tokenizer)
+    identity = tokenizer_identity(tokenizer)
     if identity is None:
         return None
     h = hashlib.sha256()
@@ -91,24 +97,41 @@ def ids_dtype(vocab_size: int) -> np.dtype:
 def _encode(text: str, tokenizer) -> np.ndarray:
     ids = np.asarray(tokenizer.encode(text), dtype=np.int64)
     if ids.size and (ids.min() < 0 or ids.max() >= tokenizer.vocab_size):
-        raise ValueError(
-            f"tokenizer produced ids outside [0, {tokenizer.vocab_size}): check its vocab_size"
-        )
+        raise ValueError(f"cached_encode: the tokenizer's ids must lie in [0, vocab_size="
+                         f"{tokenizer.vocab_size}), got ids from {ids.min()} to {ids.max()}")  # fmt: skip
     return ids.astype(ids_dtype(tokenizer.vocab_size))
 
 
-def _atomic_save(path: Path, ids: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+def _save(path: Path, key: str, ids: np.ndarray) -> None:
+    """Write the ids, then their checksum file; each atomically."""
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, ids)
+    record = {"format": 1, "key": key, "bytes": path.stat().st_size, "blake2b": file_digest(path)}
+    write_json(_record_path(path), record)
+
+
+def _record_path(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def _load_checked(path: Path, key: str, mmap_bytes: int):
+    """The cached ids if the file matches its checksum file; else ``None``, with a warning."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, ids)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        record = read_json(_record_path(path), "cached_encode", expect=dict)
+        size = path.stat().st_size
+        if record.get("key") != key or record.get("bytes") != size:
+            reason = f"have {size} bytes, their checksum file says {record.get('bytes')}"
+        elif record.get("blake2b") != file_digest(path):
+            reason = "do not match their checksum"
+        else:
+            return np.load(path, mmap_mode="r" if size > mmap_bytes else None, allow_pickle=False)
+    except FileNotFoundError:
+        reason = "have no checksum file"
+    except (ValueError, OSError, EOFError) as exc:  # a damaged checksum file, or .npy header
+        reason = f"cannot be read ({exc})"
+    warnings.warn(f"cached_encode: the cached token ids {os.fspath(path)!r} {reason} (damaged or "
+                  "changed); encoding the text again", UserWarning, stacklevel=3)  # fmt: skip
+    return None
 
 
 def cached_encode(
@@ -130,7 +153,7 @@ def cached_encode(
         use_cache: ``False`` encodes every time and writes nothing.
     """
     if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
+        raise TypeError(f"cached_encode: text must be a str, got {type(text).__name__}")
     if mmap_bytes is None:
         mmap_bytes = MMAP_BYTES
     key = cache_key(text, tokenizer) if use_cache else None
@@ -139,14 +162,12 @@ def cached_encode(
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     path = folder / f"ids-{key}.npy"
     if path.is_file():
-        try:
-            large = path.stat().st_size > mmap_bytes
-            return np.load(path, mmap_mode="r" if large else None, allow_pickle=False)
-        except (ValueError, OSError):
-            pass  # unreadable (e.g. truncated by hand): rebuild it below
+        ids = _load_checked(path, key, mmap_bytes)
+        if ids is not None:
+            return ids
     ids = _encode(text, tokenizer)
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic_save(path, ids)
+    _save(path, key, ids)
     if ids.nbytes > mmap_bytes:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     return ids

@@ -22,6 +22,8 @@ import json
 import os
 from collections.abc import Iterable
 
+from minroots.persistence import read_json, write_text
+
 __all__ = ["Tokenizer", "load", "register_tokenizer", "check_text"]
 
 # "type" field of a saved tokenizer -> class that can rebuild it from the JSON dict.
@@ -86,10 +88,10 @@ class Tokenizer:
         return self.vocab_size
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the tokenizer as indented UTF-8 JSON (readable, diffable) to ``path``."""
+        """Write the tokenizer as indented UTF-8 JSON (readable, diffable) to ``path``, atomically
+        (:func:`minroots.persistence.write_text`)."""
         data = {"type": self.type_name, **self.to_dict()}
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(_dumps(data))
+        write_text(path, _dumps(data))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Tokenizer:
@@ -143,20 +145,18 @@ def load(path: str | os.PathLike) -> Tokenizer:
     JSON or whose type is unknown.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"path {path!r}: no such tokenizer file")
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"path {path!r} is not valid tokenizer JSON: {e}") from None
-    if not isinstance(data, dict) or "type" not in data:
-        raise ValueError(f"path {path!r}: expected a JSON object with a 'type' field")
+    if not os.path.isfile(path) and not os.path.isdir(path):
+        raise FileNotFoundError(f"tokenizers.load: no tokenizer file at {path!r}")
+    data = read_json(path, "tokenizers.load", expect=dict)
+    if "type" not in data:
+        raise ValueError(f"tokenizers.load: {path!r} must hold a tokenizer (a JSON object with a 'type' "
+                         f"field), got the keys {sorted(data)[:5]}")  # fmt: skip
     kind = data.pop("type")
     if kind not in _REGISTRY:
-        known = ", ".join(sorted(_REGISTRY))
-        raise ValueError(f"path {path!r}: unknown tokenizer type {kind!r} (known: {known})")
+        known = ", ".join(repr(k) for k in sorted(_REGISTRY))
+        raise ValueError(f"tokenizers.load: {path!r}: type must be one of {known}, got {kind!r}")
     try:
         return _REGISTRY[kind].from_dict(data)
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"path {path!r}: malformed {kind!r} tokenizer: {e!r}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        detail = f"missing the field {e}" if isinstance(e, KeyError) else str(e)
+        raise ValueError(f"tokenizers.load: {path!r} is not a valid {kind!r} tokenizer: {detail}") from None
