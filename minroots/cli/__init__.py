@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from minroots import __version__
 from minroots.training.divergence import DivergenceError
@@ -81,6 +82,11 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(message).split()) or type(exc).__name__
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (a damaged checkpoint skipped, a cache rebuilt) as ``minroots: warning: ...``."""
+    print(f"{PROG}: warning: {_one_line(message)}", file=file or sys.stderr)
+
+
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 training failed, 2 bad input)."""
     parser = build_parser()
@@ -89,7 +95,9 @@ def main(argv=None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return int(exc.code or 0)
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
     except DivergenceError as exc:
         print(f"{PROG}: training failed: {_one_line(exc)}", file=sys.stderr)
         return 1

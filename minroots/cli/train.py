@@ -47,6 +47,8 @@ def register(subparsers) -> None:
                        "output folder from its latest checkpoint")  # fmt: skip
     train.add_argument("--overwrite", action="store_true", help="replace another run's "
                        "checkpoints in --out")  # fmt: skip
+    train.add_argument("--ignore-fingerprint", action="store_true", help="with --resume: go on "
+                       "even if the checkpoint was trained with another tokenizer")  # fmt: skip
     train.add_argument("overrides", nargs="*", metavar="key=value",
                        help="change one setting, e.g. max_steps=100 or model.n_embd=64")  # fmt: skip
     train.set_defaults(func=run)
@@ -87,7 +89,7 @@ def run(args) -> int:
     model = TransformerModel(TransformerConfig(**model_table))
     trainer = Trainer(model, dataset, config=tcfg)
     if args.resume:
-        trainer.resume()
+        trainer.resume(ignore_fingerprint=args.ignore_fingerprint)
     c = model.config
     print(
         f"minroots train: {config['data'].corpus} ({dataset.num_tokens:,} tokens, vocabulary "
