@@ -145,7 +145,7 @@ def test_help_everywhere(argv, capsys):
         ([*TINY, "max_steps"], "must look like key=value"),
         (["train", "--preset", "huge"], "unknown preset 'huge'; available: default, tiny"),
         (["train", "--config", "missing.toml"], "missing.toml"),
-        (["generate", "--checkpoint", "nowhere"], "checkpoint 'nowhere' does not exist"),
+        (["generate", "--checkpoint", "nowhere"], "resolve_checkpoint: 'nowhere' does not exist"),
         (["generate"], "required: --checkpoint"),
         (["generate", "--checkpoint", ".", "--top-k", "0"], "expected an integer >= 1"),
         (["eval", "perplexity", "--checkpoint", "x"], "required: --input"),
