@@ -322,7 +322,7 @@ def test_bad_input(tmp_path, trained):
         BPETokenizer().train(["abc", 3], 300, show_progress=False)
     with pytest.raises(FileNotFoundError, match="missing.txt"):
         BPETokenizer().train(tmp_path / "missing.txt", 300, show_progress=False)
-    with pytest.raises(ValueError, match="not a valid regex"):
+    with pytest.raises(ValueError, match="pattern must be a valid regex"):
         BPETokenizer(pattern="(unclosed")
     with pytest.raises(ValueError, match="capturing groups"):
         BPETokenizer(pattern=r"(\w+)|\s")

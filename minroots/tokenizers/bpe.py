@@ -37,6 +37,7 @@ import heapq
 import os
 import warnings
 from collections.abc import Iterable
+from functools import partial
 from itertools import chain, pairwise
 from pathlib import Path
 
@@ -62,7 +63,7 @@ from minroots.tokenizers.interop import (
     read_tiktoken_ranks,
     token_to_bytes,
 )
-from minroots.tokenizers.patterns import PATTERNS, compile_pattern, resolve_pattern
+from minroots.tokenizers.patterns import PATTERNS, compile_pattern, findall, resolve_pattern
 
 __all__ = ["BPETokenizer", "train_tokenizer_file", "reference_train", "count_pairs", "merge_pair"]
 
@@ -70,6 +71,9 @@ _INF = float("inf")
 _CACHE_LIMIT = 500_000  # cached pre-tokens; the cache is emptied when it grows past this
 _CACHE_MAX_CHARS = 100  # longer pre-tokens are rare: not worth keeping
 _LONG_CHUNK = 200  # pre-tokens with more bytes are merged with a heap (``_merge_long``)
+# ids may leave gaps (tiktoken's cl100k_base numbers its special tokens up to 16 past its vocabulary),
+# but no more than this many: a 3 KB file must not make the id table three billion entries long
+MAX_ID_GAP = 1 << 16
 
 
 class _ChunkCache(dict):
@@ -132,6 +136,7 @@ class BPETokenizer(Tokenizer):
         self._pair_rank, self._pair_new = _pair_tables(vocab, bytes_to_id, merges, merge_rule)
         self._merges = [tuple(m) for m in merges] if merge_rule == "merges" else None
         _check_specials(specials, vocab, bytes_to_id)
+        _check_id_range(vocab, specials)
         self._vocab = dict(vocab)
         self._bytes_to_id = bytes_to_id
         self._special = dict(specials)
@@ -501,8 +506,10 @@ def _split_function(pattern: str, custom: bool):
         )
     if custom:
         # tiktoken silently drops text that a custom pattern does not match; here each such
-        # character becomes a pre-token of its own, so no text is ever lost.
+        # character becomes a pre-token of its own, so no text is ever lost. A custom pattern may
+        # come from a file of unknown origin: it runs with a time limit (patterns.findall).
         compiled = compile_pattern(f"(?:{pattern})|[\\s\\S]")
+        return partial(findall, compiled)
     return compiled.findall
 
 
@@ -562,6 +569,18 @@ def _check_specials(specials: dict[str, int], vocab, bytes_to_id) -> None:
             )
     if len(set(specials.values())) != len(specials):
         raise ValueError(f"special_tokens: two special tokens share an id: {specials}")
+
+
+def _check_id_range(vocab: dict, specials: dict) -> None:
+    """Every id below ``len(vocab) + len(specials) + MAX_ID_GAP``, checked before the id table of
+    that length is allocated."""
+    limit = len(vocab) + len(specials) + MAX_ID_GAP
+    for what, ids in (("vocab", vocab), ("special_tokens", specials.values())):
+        for i in ids:
+            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < limit:
+                raise ValueError(f"BPETokenizer: every id of {what} must be an integer in [0, "
+                                 f"{limit}) (the {len(vocab) + len(specials)} tokens and gaps of "
+                                 f"at most {MAX_ID_GAP}), got {i!r}")  # fmt: skip
 
 
 def _number_specials(special_tokens, first_id: int) -> dict[str, int]:
