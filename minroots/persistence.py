@@ -66,7 +66,14 @@ __all__ = [
     "fsync_file",
     "fsync_dir",
 ]
-__all__ += ["read_json", "write_text", "append_line", "cut_torn_tail", "named_os_error", "file_digest"]
+__all__ += [
+    "read_json",
+    "write_text",
+    "append_line",
+    "cut_torn_tail",
+    "named_os_error",
+    "file_digest",
+]
 __all__ += ["reworded_os_error"]
 
 #: the metadata key that holds the aliases of a file written with ``tied=True``
@@ -232,7 +239,9 @@ def named_os_error(exc: OSError, path, action: str = "write") -> OSError:
     code = errno_codes.errorcode.get(exc.errno, exc.errno) if exc.errno else None
     reason = exc.strerror or str(exc)
     suffix = f" ({code})" if code else ""
-    return reworded_os_error(exc, f"{os.fspath(path)!r}: cannot {action} the file: {reason}{suffix}")
+    return reworded_os_error(
+        exc, f"{os.fspath(path)!r}: cannot {action} the file: {reason}{suffix}"
+    )
 
 
 def reworded_os_error(exc: OSError, message: str) -> OSError:

@@ -372,3 +372,46 @@ def check_fields(cls, values: dict, where: str | None = None) -> dict:
                 f"({type(value).__name__})"
             ) from None
     return out
+
+
+# --- reliability checks (issue 13): tensors at the API, finite numbers, counts with a ceiling ------
+__all__ += ["tensor_arg", "finite_array", "count"]
+
+
+def tensor_arg(where: str, name: str, value):
+    """``value`` if it is a minroots ``Tensor``; anything else (a NumPy array) is a ``TypeError``
+    that says how to make one.
+
+    >>> tensor_arg("softmax", "a", np.zeros(3))
+    Traceback (most recent call last):
+    TypeError: softmax: a must be a Tensor, got numpy.ndarray (wrap an array with minroots.tensor(...))
+    """
+    if not any(c.__name__ == "Tensor" for c in type(value).__mro__):  # by name: below autograd
+        raise TypeError(f"{where}: {name} must be a Tensor, got {describe(value)} (wrap an array "
+                        "with minroots.tensor(...))")  # fmt: skip
+    return value
+
+
+def finite_array(where: str, name: str, array):
+    """``array`` if it holds no NaN (and no +inf; -inf is a masked logit); else a ``ValueError``.
+
+    >>> finite_array("sample_next", "logits", np.array([[0.0, np.nan]]))
+    Traceback (most recent call last):
+    ValueError: sample_next: logits must not hold NaN or +inf, got 1 such values (the model's weights may hold NaN)
+    """
+    bad = int((np.isnan(array) | np.isposinf(array)).sum())
+    if bad:
+        raise ValueError(f"{where}: {name} must not hold NaN or +inf, got {bad} such values (the "
+                         "model's weights may hold NaN)")  # fmt: skip
+    return array
+
+
+def count(where: str, name: str, value, *, low: int = 1, high: int, why: str = "") -> int:
+    """:func:`integer` with a ceiling that keeps a typo from exhausting the machine.
+
+    >>> count("BootstrapAggregator", "n_samples", 10**9, high=100_000, why="1,000 is usual")
+    Traceback (most recent call last):
+    ValueError: BootstrapAggregator: n_samples must be an integer in [1, 100000] (1,000 is usual), got 1000000000
+    """
+    expected = f"an integer in [{low}, {high}]" + (f" ({why})" if why else "")
+    return integer(where, name, value, low=low, high=high, expected=expected)

@@ -15,8 +15,13 @@ REPO = Path(__file__).resolve().parents[1]
 BOOK = REPO / "book"
 CHAPTERS = sorted(BOOK.glob("[0-9][0-9]_*.md"))
 # the diagrams drawn at build time (book/_ext/minroots_diagrams.py) and the chapter showing each
-DIAGRAMS = {"computation_graph": "02_autograd", "transformer_block": "03_attention",
-            "attention_mask": "03_attention", "bpe_merges": "06_tokenizers", "kv_cache": "09_generation"}
+DIAGRAMS = {
+    "computation_graph": "02_autograd",
+    "transformer_block": "03_attention",
+    "attention_mask": "03_attention",
+    "bpe_merges": "06_tokenizers",
+    "kv_cache": "09_generation",
+}
 
 
 def _module_docstrings():
@@ -118,7 +123,9 @@ def test_test_links_in_the_book_name_test_functions_that_exist(chapter):
     assert links, f"{chapter.name} links no test function (tests/file.py::test_name)"
     for path, name in links:
         source = (REPO / "tests" / path).read_text("utf-8")
-        assert re.search(rf"^(?:async )?def {name}\(", source, re.M), f"{chapter.name}: {path}::{name}"
+        assert re.search(rf"^(?:async )?def {name}\(", source, re.M), (
+            f"{chapter.name}: {path}::{name}"
+        )
 
 
 def test_the_diagrams_are_drawn(tmp_path):

@@ -44,9 +44,11 @@ def transpose(a: Tensor, *axes) -> Tensor:
     r"""Permute axes as NumPy does (reverse them when none are given); backward: :math:`\bar z` permuted back."""
     if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
         axes = tuple(axes[0])
+    if axes and not all(isinstance(ax, int) and -a.ndim <= ax < a.ndim for ax in axes):
+        raise ValueError(f"transpose: axes must be a permutation of the {a.ndim} axes, got {axes}")
     axes = tuple(reversed(range(a.ndim))) if not axes else tuple(ax % a.ndim for ax in axes)
     if sorted(axes) != list(range(a.ndim)):
-        raise ValueError(f"transpose: axes {axes} are not a permutation of the {a.ndim} axes")
+        raise ValueError(f"transpose: axes must be a permutation of the {a.ndim} axes, got {axes}")
     inverse = tuple(sorted(range(a.ndim), key=axes.__getitem__))
     return Tensor._make(
         a.data.transpose(axes), (a,), lambda g: (g.transpose(inverse),), "transpose"
@@ -55,6 +57,8 @@ def transpose(a: Tensor, *axes) -> Tensor:
 
 def swapaxes(a: Tensor, axis1: int, axis2: int) -> Tensor:
     r"""Exchange two axes; backward: :math:`\bar z` with the same two axes exchanged."""
+    _axis("swapaxes", a, axis1)
+    _axis("swapaxes", a, axis2)
     return Tensor._make(
         a.data.swapaxes(axis1, axis2), (a,), lambda g: (g.swapaxes(axis1, axis2),), "swapaxes"
     )
@@ -65,6 +69,7 @@ def squeeze(a: Tensor, axis=None) -> Tensor:
     if axis is not None:
         axes = (axis,) if isinstance(axis, int) else tuple(axis)
         for ax in axes:
+            _axis("squeeze", a, ax)
             if a.shape[ax] != 1:
                 raise ValueError(
                     f"squeeze: axis {ax} has length {a.shape[ax]}, not 1 (shape {a.shape})"
@@ -72,8 +77,17 @@ def squeeze(a: Tensor, axis=None) -> Tensor:
     return Tensor._make(a.data.squeeze(axis), (a,), lambda g: (g.reshape(a.shape),), "squeeze")
 
 
+def _axis(op: str, a: Tensor, axis, extra: int = 0) -> None:
+    """An axis of ``a`` (``extra=1``: of the result of inserting one), or a clear error."""
+    n = a.ndim + extra
+    if isinstance(axis, bool) or not isinstance(axis, int) or not -max(n, 1) <= axis < max(n, 1):
+        raise ValueError(f"{op}: axis must be an integer in [{-max(n, 1)}, {max(n, 1)}) for a "
+                         f"tensor with {a.ndim} dimensions, got {axis!r}")  # fmt: skip
+
+
 def unsqueeze(a: Tensor, axis: int) -> Tensor:
     """Insert an axis of length one at ``axis``: ``(3, 4), axis=0 -> (1, 3, 4)``."""
+    _axis("unsqueeze", a, axis, extra=1)
     xp = B.get_array_module(a.data)
     return Tensor._make(
         xp.expand_dims(a.data, axis), (a,), lambda g: (g.reshape(a.shape),), "unsqueeze"

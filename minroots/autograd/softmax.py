@@ -28,6 +28,7 @@ from minroots.autograd import elementwise as E
 from minroots.autograd import reductions as R
 from minroots.autograd._rows import row_max, row_sum
 from minroots.autograd.tensor import Tensor
+from minroots.validation import tensor_arg
 
 __all__ = [
     "softmax", "log_softmax", "logsumexp", "softmax_composed", "log_softmax_composed",
@@ -56,7 +57,10 @@ def exp_shifted(x, axis=-1, out=None, fast_rows: bool = False):
     xp = B.get_array_module(x)
     if fast_rows and axis not in (-1, x.ndim - 1):
         raise ValueError(f"exp_shifted: fast_rows works on the last axis, got axis={axis}")
-    m = row_max(x, xp) if fast_rows else x.max(axis=axis, keepdims=True)
+    if x.size == 0:  # nothing to shift; an empty axis has no maximum (its softmax is empty too)
+        m = xp.zeros_like(x.sum(axis=axis, keepdims=True))
+    else:
+        m = row_max(x, xp) if fast_rows else x.max(axis=axis, keepdims=True)
     m[~xp.isfinite(m)] = 0
     e = xp.subtract(x, m, out=out)
     xp.exp(e, out=e)
@@ -109,6 +113,8 @@ def logsumexp_array(x, axis=-1, keepdims: bool = False):
 # ---------------------------------------------------------------------- graph nodes
 def softmax(a: Tensor, axis: int = -1) -> Tensor:
     r"""Forward :math:`y = \mathrm{softmax}(a)`; backward :math:`\bar a = y \odot (\bar y - \sum_j \bar y_j y_j)` (the softmax Jacobian)."""
+    tensor_arg("softmax", "a", a)
+    R.normalize_axes(axis, a.ndim, "softmax")
     y = softmax_array(a.data, axis)
 
     def backward(g):
@@ -121,6 +127,8 @@ def softmax(a: Tensor, axis: int = -1) -> Tensor:
 
 def log_softmax(a: Tensor, axis: int = -1) -> Tensor:
     r"""Forward :math:`z = a - \mathrm{logsumexp}(a)`; backward :math:`\bar a = \bar z - \mathrm{softmax}(a) \sum_j \bar z_j`."""
+    tensor_arg("log_softmax", "a", a)
+    R.normalize_axes(axis, a.ndim, "log_softmax")
     xp = B.get_array_module(a.data)
     z = log_softmax_array(a.data, axis)
 
@@ -132,6 +140,7 @@ def log_softmax(a: Tensor, axis: int = -1) -> Tensor:
 
 def logsumexp(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     r"""Forward :math:`z = \ln \sum_j e^{a_j}`; backward :math:`\bar a_i = \bar z \, \mathrm{softmax}(a)_i = \bar z \, e^{a_i - z}`."""
+    tensor_arg("logsumexp", "a", a)
     xp = B.get_array_module(a.data)
     axes = R.normalize_axes(axis, a.ndim, "logsumexp")
     s = logsumexp_array(a.data, axes, keepdims=True)

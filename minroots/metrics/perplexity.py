@@ -67,6 +67,9 @@ class PerplexityResult:
     num_bytes: int | None = None
 
 
+_MAX_EXP = math.log(float.fromhex("0x1.fffffffffffffp+1023"))  # about 709.78
+
+
 def _array(x):
     """The array inside a minroots Tensor (``.data``), or ``x`` itself if it is an array."""
     if isinstance(x, np.ndarray) or B.device_of(x) == "cuda":
@@ -118,7 +121,7 @@ def perplexity_from_logits(logits, targets, ignore_index: int | None = -100) -> 
         raise ValueError("perplexity_from_logits: every target is ignore_index; nothing to score")
     nll = token_nll(logits, xp.where(keep, targets, 0))
     mean = float(B.to_numpy(nll[keep]).sum()) / count
-    return math.exp(mean)
+    return math.exp(mean) if mean < _MAX_EXP else math.inf  # e^710 overflows a float
 
 
 def _windows(n_tokens: int, length: int, stride: int) -> list[tuple[int, int]]:

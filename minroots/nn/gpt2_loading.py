@@ -18,10 +18,10 @@ details differ from minroots' layout:
 
 from __future__ import annotations
 
-import json
 import os
 
 from minroots.nn.serialization import load_state_dict_file
+from minroots.persistence import read_json
 
 __all__ = ["load_gpt2", "convert_gpt2_state_dict"]
 
@@ -52,8 +52,7 @@ def load_gpt2(cls, config_cls, path, dtype=None):
                 f"from_pretrained_gpt2: {f!r} not found; expected a local Hugging Face GPT-2 "
                 "directory with config.json and model.safetensors (no download is attempted)"
             )
-    with open(cfg_file, encoding="utf-8") as f:
-        hf = json.load(f)
+    hf = read_json(cfg_file, "from_pretrained_gpt2", expect=dict)
     act = hf.get("activation_function", "gelu_new")
     if act not in ("gelu_new", "gelu_pytorch_tanh"):
         raise ValueError(

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 from minroots.persistence import read_json, write_text
 
-__all__ = ["Tokenizer", "load", "register_tokenizer", "check_text"]
+__all__ = ["Tokenizer", "load", "register_tokenizer", "check_text", "check_ids_iterable"]
 
 # "type" field of a saved tokenizer -> class that can rebuild it from the JSON dict.
 _REGISTRY: dict[str, type[Tokenizer]] = {}
@@ -41,6 +41,12 @@ def check_text(text, name: str = "text") -> str:
     if not isinstance(text, str):
         raise TypeError(f"{name} must be a str, got {type(text).__name__}")
     return text
+
+
+def check_ids_iterable(where: str, ids) -> None:
+    """A ``TypeError`` unless ``ids`` is a sequence of ids (a list, an array), not text or a number."""
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        raise TypeError(f"{where}: ids must be a sequence of integer ids, got {type(ids).__name__}")
 
 
 class Tokenizer:
@@ -159,4 +165,6 @@ def load(path: str | os.PathLike) -> Tokenizer:
         return _REGISTRY[kind].from_dict(data)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
         detail = f"missing the field {e}" if isinstance(e, KeyError) else str(e)
-        raise ValueError(f"tokenizers.load: {path!r} is not a valid {kind!r} tokenizer: {detail}") from None
+        raise ValueError(
+            f"tokenizers.load: {path!r} is not a valid {kind!r} tokenizer: {detail}"
+        ) from None

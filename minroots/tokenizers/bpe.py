@@ -34,6 +34,7 @@ and other libraries' formats are in modules of their own.)
 from __future__ import annotations
 
 import heapq
+import numbers
 import os
 import warnings
 from collections.abc import Iterable
@@ -44,7 +45,7 @@ from pathlib import Path
 import regex
 from tqdm.auto import tqdm
 
-from minroots.tokenizers.base import Tokenizer, check_text, register_tokenizer
+from minroots.tokenizers.base import Tokenizer, check_ids_iterable, check_text, register_tokenizer
 
 # count_pairs, merge_pair and reference_train are re-exported: notebooks and tests import them here
 from minroots.tokenizers.bpe_training import (
@@ -391,6 +392,7 @@ class BPETokenizer(Tokenizer):
     # --- decoding -----------------------------------------------------------------------------
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """The bytes that ``ids`` stand for, joined."""
+        check_ids_iterable("BPETokenizer.decode", ids)
         table = self._id_bytes
         try:
             parts = [table[i] for i in ids]
@@ -399,14 +401,20 @@ class BPETokenizer(Tokenizer):
         except (IndexError, TypeError):
             pass
         for i in ids:
-            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(table):
-                raise ValueError(f"ids must be ints in [0, {len(table)}), got {i!r}")
+            if (
+                isinstance(i, bool)
+                or not isinstance(i, numbers.Integral)
+                or not 0 <= i < len(table)
+            ):
+                raise ValueError(f"BPETokenizer.decode: ids must be ints in [0, {len(table)}), got "
+                                 f"{i!r}")  # fmt: skip
             if table[i] is None:
                 raise ValueError(f"ids: {i} is not a token of this vocabulary")
         return b"".join(table[i] for i in ids)
 
     def decode(self, ids: Iterable[int]) -> str:
         """Decode ids to text; bytes that are not valid UTF-8 become U+FFFD (replacement)."""
+        check_ids_iterable("BPETokenizer.decode", ids)
         return self.decode_bytes(list(ids)).decode("utf-8", errors="replace")
 
     # --- looking inside -----------------------------------------------------------------------

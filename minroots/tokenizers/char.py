@@ -21,9 +21,10 @@ explicitly at construction (``unk=``):
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
 
-from minroots.tokenizers.base import Tokenizer, check_text, register_tokenizer
+from minroots.tokenizers.base import Tokenizer, check_ids_iterable, check_text, register_tokenizer
 
 __all__ = ["CharTokenizer"]
 
@@ -117,11 +118,14 @@ class CharTokenizer(Tokenizer):
         return ids
 
     def decode(self, ids: Iterable[int]) -> str:
+        check_ids_iterable("CharTokenizer.decode", ids)
         chars, n = self.chars, len(self.chars)
         out = []
         for i in ids:
-            if not (0 <= i < n) or isinstance(i, bool):
-                raise ValueError(f"ids must be in [0, {n}), got {i!r}")
+            if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < n:
+                raise ValueError(
+                    f"CharTokenizer.decode: ids must be integers in [0, {n}), got {i!r}"
+                )
             out.append(chars[i])
         return "".join(out)
 

@@ -140,7 +140,7 @@ def verify_checkpoint(folder: str | os.PathLike) -> bool:
         raise CheckpointError(f"verify_checkpoint: {os.fspath(manifest_path)!r} must be a format-"
                               f"{_FORMAT} manifest with a 'files' table, got {describe(listed)} "
                               f"files and format {manifest.get('format')!r}")  # fmt: skip
-    for name, size, _ in stats:
+    for name, _size, _mtime in stats:
         if name != MANIFEST and name not in listed:
             raise CheckpointError(f"{os.fspath(folder / name)!r}: is not in {MANIFEST} (added "
                                   "after the checkpoint was saved)")  # fmt: skip

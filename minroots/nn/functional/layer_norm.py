@@ -32,6 +32,7 @@ from minroots.autograd import Tensor
 from minroots.autograd import elementwise as E
 from minroots.autograd import reductions as R
 from minroots.autograd._rows import row_dot, row_sum
+from minroots.validation import real, tensor_arg
 
 __all__ = ["layer_norm", "layer_norm_composed"]
 
@@ -40,6 +41,11 @@ def layer_norm(
     x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5
 ) -> Tensor:
     r"""y = \gamma \odot (x - \mu) / \sqrt{\sigma^2 + \epsilon} + \beta over the last axis (fused)."""
+    tensor_arg("layer_norm", "x", x)
+    if x.ndim == 0 or x.shape[-1] == 0:
+        raise ValueError(f"layer_norm: x must have features on its last axis to normalize, got "
+                         f"shape {x.shape}")  # fmt: skip
+    real("layer_norm", "eps", eps, low=0)
     d = x.shape[-1]
     if weight is not None and weight.shape != (d,):
         raise ValueError(
