@@ -375,7 +375,7 @@ def check_fields(cls, values: dict, where: str | None = None) -> dict:
 
 
 # --- reliability checks (issue 13): tensors at the API, finite numbers, counts with a ceiling ------
-__all__ += ["tensor_arg", "finite_array", "count"]
+__all__ += ["tensor_arg", "finite_array", "capped_int"]
 
 
 def tensor_arg(where: str, name: str, value):
@@ -406,10 +406,10 @@ def finite_array(where: str, name: str, array):
     return array
 
 
-def count(where: str, name: str, value, *, low: int = 1, high: int, why: str = "") -> int:
+def capped_int(where: str, name: str, value, *, low: int = 1, high: int, why: str = "") -> int:
     """:func:`integer` with a ceiling that keeps a typo from exhausting the machine.
 
-    >>> count("BootstrapAggregator", "n_samples", 10**9, high=100_000, why="1,000 is usual")
+    >>> capped_int("BootstrapAggregator", "n_samples", 10**9, high=100_000, why="1,000 is usual")
     Traceback (most recent call last):
     ValueError: BootstrapAggregator: n_samples must be an integer in [1, 100000] (1,000 is usual), got 1000000000
     """

@@ -247,6 +247,11 @@ class Module:
                 f"load_state_dict: shape mismatch for {len(mismatched)} entries: "
                 + "; ".join(mismatched)
             )
+        for k, v in state_dict.items():  # integers read into float weights are a damaged file
+            kind = getattr(getattr(v, "dtype", None), "kind", None)
+            if k in current and current[k].dtype.kind == "f" and kind not in ("f", None):
+                raise ValueError(f"load_state_dict: {k} must be a floating-point array like the "
+                                 f"model's {current[k].dtype}, got dtype {v.dtype}")  # fmt: skip
         if strict and (missing or unexpected):
             parts = []
             if missing:

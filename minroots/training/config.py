@@ -62,16 +62,24 @@ def load_toml(path: str | os.PathLike) -> dict:
     {'train': {'max_steps': 2000, 'lr': 0.001}}
     >>> load_toml(path + ".missing")
     Traceback (most recent call last):
-    FileNotFoundError: config file '...run.toml.missing' does not exist
+    FileNotFoundError: load_toml: config file '...run.toml.missing' does not exist
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"load_toml: {path!r} is a folder, expected a TOML file (e.g. run.toml)")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"config file {path!r} does not exist")
+        raise FileNotFoundError(f"load_toml: config file {path!r} does not exist")
     with open(path, "rb") as f:
         try:
             return tomllib.load(f)
         except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"config file {path!r} is not valid TOML: {exc}") from None
+            raise ValueError(f"load_toml: {path!r} is not valid TOML ({exc})") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"load_toml: {path!r} is not UTF-8 text (byte {exc.start}: "
+                             f"{exc.reason})") from None  # fmt: skip
+        except RecursionError:
+            raise ValueError(f"load_toml: {path!r} nests arrays or tables too deeply to "
+                             "read") from None  # fmt: skip
 
 
 @dataclass
