@@ -27,10 +27,10 @@ from functools import partial
 
 import numpy as np
 
-from minroots.cli.arguments import positive_int
+from minroots.cli.arguments import int_in, non_negative_float, positive_int
 from minroots.metrics.bleu import SMOOTH_METHODS, corpus_bleu
 from minroots.metrics.bleu_tokenizers import TOKENIZERS
-from minroots.metrics.bootstrap import BootstrapAggregator
+from minroots.metrics.bootstrap import MAX_SAMPLES, BootstrapAggregator
 from minroots.metrics.chrf import corpus_chrf
 from minroots.metrics.perplexity import perplexity
 from minroots.metrics.rouge import RougeScorer
@@ -70,7 +70,10 @@ def register_scores(eval_subparsers) -> None:
     bleu.add_argument("--tokenize", "-tok", choices=sorted(TOKENIZERS), default="13a")
     bleu.add_argument("--smooth-method", "-s", choices=list(SMOOTH_METHODS), default="exp")
     bleu.add_argument(
-        "--smooth-value", type=float, default=None, help="for floor (0.1) and add-k (1)"
+        "--smooth-value",
+        type=non_negative_float,
+        default=None,
+        help="for floor (0.1) and add-k (1)",
     )
     bleu.add_argument("--lowercase", "-lc", action="store_true", help="case-insensitive BLEU")
     bleu.add_argument("--force", action="store_true", help="accept text that looks tokenized")
@@ -78,9 +81,13 @@ def register_scores(eval_subparsers) -> None:
 
     chrf = eval_subparsers.add_parser("chrf", help="chrF / chrF++ (sacrebleu-compatible)")
     _add_io(chrf)
-    chrf.add_argument("--char-order", type=int, default=6, help="character n-gram order (6)")
-    chrf.add_argument("--word-order", type=int, default=0, help="word n-gram order (2: chrF++)")
-    chrf.add_argument("--beta", type=int, default=2, help="recall weight (2)")
+    chrf.add_argument(
+        "--char-order", type=int_in(0, 100), default=6, help="character n-gram order (6)"
+    )
+    chrf.add_argument(
+        "--word-order", type=int_in(0, 100), default=0, help="word n-gram order (2: chrF++)"
+    )
+    chrf.add_argument("--beta", type=int_in(0, 100), default=2, help="recall weight (2)")
     chrf.add_argument("--lowercase", "-lc", action="store_true")
     chrf.add_argument("--whitespace", action="store_true", help="keep spaces in char n-grams")
     chrf.add_argument("--eps-smoothing", action="store_true", help="chrF++.py-style smoothing")
@@ -104,7 +111,11 @@ def register_scores(eval_subparsers) -> None:
         help="a string that marks sentence breaks inside a line (e.g. '<n>'), for rougeLsum",
     )
     rouge.add_argument(
-        "--bootstrap", type=int, default=0, metavar="N", help="add a 95%% CI from N resamples"
+        "--bootstrap",
+        type=int_in(0, MAX_SAMPLES),
+        default=0,
+        metavar="N",
+        help=f"add a 95%% CI from N resamples (at most {MAX_SAMPLES:,})",
     )
     rouge.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
     rouge.set_defaults(func=run_rouge)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from minroots.cli.arguments import positive_int
+from minroots.cli.arguments import non_negative_float, positive_int, probability
 from minroots.generation import stream
 from minroots.training.checkpoint import load_model, load_tokenizer
 from minroots.training.run_config import SampleSettings
@@ -33,11 +33,11 @@ def register(subparsers) -> None:
                      "(default: a newline)")  # fmt: skip
     gen.add_argument("--max-new-tokens", type=int, default=200, metavar="N",
                      help="tokens to generate (%(default)s)")  # fmt: skip
-    gen.add_argument("--temperature", type=float, default=0.8, metavar="T",
+    gen.add_argument("--temperature", type=non_negative_float, default=0.8, metavar="T",
                      help="sampling temperature, 0 for greedy (%(default)s)")  # fmt: skip
     gen.add_argument("--top-k", type=positive_int, default=None, metavar="K",
                      help="sample among the K most likely tokens only")  # fmt: skip
-    gen.add_argument("--top-p", type=float, default=None, metavar="P",
+    gen.add_argument("--top-p", type=probability, default=None, metavar="P",
                      help="sample among the most likely tokens holding probability P")  # fmt: skip
     gen.add_argument("--seed", type=int, default=None, metavar="S", help="fix the sampling")
     gen.set_defaults(func=run)
