@@ -20,11 +20,11 @@ constructors :meth:`BPETokenizer.from_gpt2_files <minroots.tokenizers.bpe.BPETok
 
 from __future__ import annotations
 
-import json
 import os
 from functools import lru_cache
 from itertools import pairwise
 
+from minroots.persistence import read_json
 from minroots.tokenizers.patterns import GPT2_ORIGINAL_PATTERN
 
 __all__ = [
@@ -81,13 +81,9 @@ def token_to_bytes(token: str) -> bytes:
 
 def _read_json(path, what: str):
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} {path!r}: no such file")
-    with open(path, encoding="utf-8") as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{what} {path!r} is not valid JSON: {e}") from None
+    if not os.path.isfile(path) and not os.path.isdir(path):
+        raise FileNotFoundError(f"{what}: no such file {path!r}")
+    return read_json(path, what)
 
 
 def _parse_merges(lines, vocab_ids: dict[str, int], what: str) -> list[tuple[int, int]]:
@@ -118,8 +114,12 @@ def read_gpt2_files(encoder_json, vocab_bpe, special_tokens=("<|endoftext|>",)):
     path = os.fspath(vocab_bpe)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"vocab_bpe {path!r}: no such file")
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"read_gpt2_files: {path!r} is not UTF-8 text (byte {exc.start}: "
+                         f"{exc.reason})") from None  # fmt: skip
     if lines and lines[0].startswith("#version"):
         lines = lines[1:]
     lines = [line for line in lines if line]
@@ -138,8 +138,17 @@ def read_hf_json(path):
     Returns ``(vocab, merges, specials, pattern)`` like :func:`read_gpt2_files`; added tokens
     marked ``special`` become special tokens.
     """
-    what = f"tokenizer.json {os.fspath(path)!r}"
-    data = _read_json(path, "tokenizer.json")
+    what = f"read_hf_json: {os.fspath(path)!r}"
+    data = _read_json(path, "read_hf_json")
+    try:
+        return _hf_parts(data, what)
+    except (KeyError, TypeError, AttributeError) as exc:  # a field missing or of another type
+        detail = f"missing the field {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ValueError(f"{what} is not a byte-level BPE tokenizer.json ({detail})") from None
+
+
+def _hf_parts(data, what: str):
+    """The parts of a parsed Hugging Face ``tokenizer.json`` (see :func:`read_hf_json`)."""
     model = data.get("model") if isinstance(data, dict) else None
     if not isinstance(model, dict) or model.get("type") != "BPE":
         raise ValueError(f"{what}: expected model.type 'BPE'")
