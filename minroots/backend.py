@@ -68,7 +68,7 @@ def _import_cupy():
         import cupy  # an optional dependency (the "gpu" extra): imported only when asked for
     except ImportError as exc:  # pragma: no cover - depends on the machine
         raise RuntimeError(
-            f"the CuPy backend was requested but CuPy is not installed; {_INSTALL_HINT}"
+            f"backend: the CuPy backend was requested but CuPy is not installed; {_INSTALL_HINT}"
         ) from exc
     try:
         ok = cupy.cuda.is_available()
@@ -76,7 +76,7 @@ def _import_cupy():
         ok = False
     if not ok:
         raise RuntimeError(
-            f"the CuPy backend was requested but no CUDA GPU is available; {_INSTALL_HINT}"
+            f"backend: the CuPy backend was requested but no CUDA GPU is available; {_INSTALL_HINT}"
         )
     return cupy
 
@@ -96,7 +96,7 @@ def backend_name(device: str, where: str | None = None) -> str:
     if isinstance(device, str) and device in DEVICES:
         return DEVICES[device]
     raise ValueError(
-        f"{where + ': ' if where else ''}device must be 'cpu' or 'cuda' (or the backends 'numpy' "
+        f"{where or 'backend_name'}: device must be 'cpu' or 'cuda' (or the backends 'numpy' "
         f"or 'cupy'; 'gpu' is 'cuda'), got {device!r}"
     )
 

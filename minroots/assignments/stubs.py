@@ -42,7 +42,8 @@ def package_dir() -> Path:
     """The folder of the imported ``minroots`` package (the reference library)."""
     if minroots.__file__ is None:
         raise RuntimeError(
-            f"minroots is imported as a namespace package from {list(minroots.__path__)}: this "
+            f"package_dir: minroots is imported as a namespace package from "
+            f"{list(minroots.__path__)}, which "
             "happens when Python runs in the folder that *contains* a minroots checkout; run it "
             "from inside the checkout or from any other folder"
         )

@@ -260,7 +260,8 @@ class Tensor:
     def __bool__(self):
         if self.data.size != 1:
             raise ValueError(
-                f"the truth value of a tensor of shape {self.shape} is ambiguous; use .any() or .all()"
+                f"Tensor.__bool__: the truth value of a tensor of shape {self.shape} is ambiguous; "
+                "use .any() or .all()"
             )
         return bool(self.data)
 

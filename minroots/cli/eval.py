@@ -156,13 +156,13 @@ def read_lines(path: str) -> list[str]:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except FileNotFoundError:
-        raise FileNotFoundError(f"file not found: {path}") from None
+        raise FileNotFoundError(f"read_lines: file not found: {path}") from None
     except IsADirectoryError:
-        raise ValueError(f"{path} is a directory, expected a text file") from None
+        raise ValueError(f"read_lines: {path} is a directory, expected a text file") from None
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not valid UTF-8 text ({exc.reason})") from None
+        raise ValueError(f"read_lines: {path} is not valid UTF-8 text ({exc.reason})") from None
     if not text:
-        raise ValueError(f"{path} is empty")
+        raise ValueError(f"read_lines: {path} is empty")
     lines = text.split("\n")
     if lines[-1] == "":  # the newline that ends the last line
         lines.pop()
@@ -176,7 +176,7 @@ def _read_corpus(hyp_path: str, ref_paths: list[str]) -> tuple[list[str], list[l
         lines = read_lines(path)
         if len(lines) != len(hypotheses):
             raise ValueError(
-                f"{path} has {len(lines)} lines but {hyp_path} has {len(hypotheses)}; "
+                f"--ref: {path} has {len(lines)} lines but {hyp_path} has {len(hypotheses)}; "
                 "each reference file needs one line per hypothesis"
             )
         references.append(lines)

@@ -46,7 +46,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     """Load the checkpoint's model and tokenizer and stream a continuation of ``--prompt``."""
     if args.max_new_tokens < 0:
-        raise ValueError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
+        raise ValueError(f"--max-new-tokens: must be >= 0, got {args.max_new_tokens}")
     model = load_model(args.checkpoint)
     tokenizer = load_tokenizer(args.checkpoint)
     sample = SampleSettings(prompt=args.prompt, max_new_tokens=args.max_new_tokens,
@@ -66,7 +66,7 @@ def stream_sample(model, tokenizer, sample: SampleSettings, out=None) -> str:
         hint = f"; this checkpoint knows only the characters {''.join(known)!r}" if known else ""
         raise ValueError(f"--prompt: {e}{hint}") from None
     if not prompt_ids:
-        raise ValueError("the prompt encodes to no tokens; give a non-empty --prompt")
+        raise ValueError(f"--prompt: must encode to at least one token, got {sample.prompt!r}")
     ids, shown = [], ""
     out.write(sample.prompt)
     out.flush()

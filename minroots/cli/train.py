@@ -68,7 +68,7 @@ def _trainer_config(args, train: dict) -> TrainerConfig:
         latest = latest_checkpoint(tcfg.out_dir)
         if latest is not None:
             raise FileExistsError(
-                f"--out {tcfg.out_dir} already holds a run (latest checkpoint {latest.name}); add "
+                f"--out: {tcfg.out_dir} already holds a run (latest checkpoint {latest.name}); add "
                 "--resume to continue it or --overwrite to replace it"
             )
     return tcfg

@@ -216,8 +216,8 @@ def bleu_statistics(
     Summing them column-wise and calling :func:`bleu_from_statistics` gives corpus BLEU; keeping
     them per sentence is what bootstrap resampling and paired significance tests need.
     """
-    hypotheses = check_hypotheses(hypotheses)
-    per_segment = segment_references(hypotheses, references)
+    hypotheses = check_hypotheses(hypotheses, where="bleu_statistics")
+    per_segment = segment_references(hypotheses, references, "bleu_statistics")
     _check_options("bleu_statistics", tokenize, "none", None, max_ngram_order)
     prep = _Preprocess(tokenize, lowercase)
     stats = []
@@ -320,8 +320,8 @@ def corpus_bleu(
     53.7284965911...
     """
     _check_options("corpus_bleu", tokenize, smooth_method, smooth_value, max_ngram_order)
-    hypotheses = check_hypotheses(hypotheses)
-    per_segment = segment_references(hypotheses, references)
+    hypotheses = check_hypotheses(hypotheses, where="corpus_bleu")
+    per_segment = segment_references(hypotheses, references, "corpus_bleu")
     if not force and sum(h.endswith(" .") for h in hypotheses) >= 100:
         warnings.warn(
             "corpus_bleu: 100 or more hypotheses end in ' .', which looks tokenized already; "
@@ -376,7 +376,7 @@ def sentence_bleu(
     >>> round(sentence_bleu("the cat", ["the cat sat"]).score, 4)
     60.6531
     """
-    hypothesis, references = check_sentence(hypothesis, references)
+    hypothesis, references = check_sentence(hypothesis, references, "sentence_bleu")
     return corpus_bleu(
         [hypothesis],
         [[ref] for ref in references],

@@ -209,5 +209,5 @@ TOKENIZERS = {
 def get_tokenizer(name: str):
     """The tokenizer function called ``name`` (one of :data:`TOKENIZERS`)."""
     if not isinstance(name, str) or name not in TOKENIZERS:
-        raise ValueError(f"tokenize must be one of {sorted(TOKENIZERS)}, got {name!r}")
+        raise ValueError(f"BLEU: tokenize must be one of {sorted(TOKENIZERS)}, got {name!r}")
     return TOKENIZERS[name]

@@ -56,7 +56,8 @@ def _resolve_rng(rng):
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
         return np.random.default_rng(int(rng))
     raise TypeError(
-        "rng must be None, an int seed, numpy.random.Generator or numpy.random.RandomState, "
+        "BootstrapAggregator: rng must be None, an int seed, numpy.random.Generator or "
+        "numpy.random.RandomState, "
         f"got {type(rng).__name__}"
     )
 

@@ -236,8 +236,8 @@ def corpus_chrf(
     63.64
     """
     metric = _CHRF(char_order, word_order, beta, lowercase, whitespace, eps_smoothing)
-    hypotheses = check_hypotheses(hypotheses)
-    per_segment = segment_references(hypotheses, references)
+    hypotheses = check_hypotheses(hypotheses, where="corpus_chrf")
+    per_segment = segment_references(hypotheses, references, "corpus_chrf")
     totals = [0] * (3 * (char_order + word_order))
     for hyp, refs in zip(hypotheses, per_segment, strict=True):
         for i, value in enumerate(metric.segment_statistics(hyp, refs)):
@@ -263,7 +263,7 @@ def sentence_chrf(
     eps_smoothing: bool = False,
 ) -> CHRFScore:
     """chrF of one hypothesis against a list of reference strings (the best one counts)."""
-    hypothesis, references = check_sentence(hypothesis, references)
+    hypothesis, references = check_sentence(hypothesis, references, "sentence_chrf")
     return corpus_chrf(
         [hypothesis],
         [[ref] for ref in references],

@@ -114,7 +114,8 @@ def perplexity_from_logits(logits, targets, ignore_index: int | None = -100) -> 
     vocab = logits.shape[-1]
     if bool(((targets[keep] < 0) | (targets[keep] >= vocab)).any()):
         raise ValueError(
-            f"perplexity_from_logits: targets must lie in [0, {vocab}) (or equal ignore_index)"
+            f"perplexity_from_logits: targets must lie in [0, {vocab}) (or equal ignore_index), got "
+            f"values from {int(targets[keep].min())} to {int(targets[keep].max())}"
         )
     count = int(keep.sum())
     if count == 0:

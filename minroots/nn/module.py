@@ -63,7 +63,8 @@ class Module:
     def __setattr__(self, name: str, value) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(
-                f"cannot assign {name!r} before Module.__init__() ran; call super().__init__() first"
+                f"Module.__setattr__: cannot assign {name!r} before Module.__init__() ran; call "
+                "super().__init__() first"
             )
         for store in (self._parameters, self._modules, self._buffers):
             store.pop(name, None)
@@ -104,7 +105,8 @@ class Module:
 
     # ------------------------------------------------------------ calling
     def forward(self, *args, **kwargs):
-        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+        raise NotImplementedError(f"{type(self).__name__}.forward: a Module must define forward(), "
+                                  "got none")  # fmt: skip
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -316,12 +318,12 @@ class ModuleList(Module):
     def __getitem__(self, i: int) -> Module:
         n = len(self)
         if not -n <= i < n:
-            raise IndexError(f"ModuleList index {i} out of range for {n} modules")
+            raise IndexError(f"ModuleList: index {i} out of range for {n} modules")
         return self._modules[str(i % n)]
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(
-            "a ModuleList is a container: iterate over it and call each module"
+            "ModuleList.forward: a ModuleList is a container: iterate over it and call each module"
         )
 
 

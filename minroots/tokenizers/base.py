@@ -36,10 +36,10 @@ def register_tokenizer(cls: type[Tokenizer]) -> type[Tokenizer]:
     return cls
 
 
-def check_text(text, name: str = "text") -> str:
+def check_text(text, name: str = "text", where: str = "encode") -> str:
     """Return ``text`` if it is a ``str``, else raise a ``TypeError`` naming the argument."""
     if not isinstance(text, str):
-        raise TypeError(f"{name} must be a str, got {type(text).__name__}")
+        raise TypeError(f"{where}: {name} must be a str, got {type(text).__name__}")
     return text
 
 
@@ -83,7 +83,7 @@ class Tokenizer:
     def encode_batch(self, texts: Iterable[str]) -> list[list[int]]:
         """Encode each text of ``texts``; a single ``str`` is rejected (it is not a batch)."""
         if isinstance(texts, str):
-            raise TypeError("texts must be a list of str, got a single str (use encode)")
+            raise TypeError("encode_batch: texts must be a list of str, got a single str (use encode)")
         return [self.encode(t) for t in texts]
 
     def decode_batch(self, batch: Iterable[Iterable[int]]) -> list[str]:
@@ -105,7 +105,8 @@ class Tokenizer:
         tok = load(path)
         if cls is not Tokenizer and not isinstance(tok, cls):
             raise ValueError(
-                f"path {os.fspath(path)!r} holds a {type(tok).__name__}, expected a {cls.__name__}"
+                f"{cls.__name__}.load: {os.fspath(path)!r} holds a {type(tok).__name__}, expected a "
+                f"{cls.__name__}"
             )
         return tok
 

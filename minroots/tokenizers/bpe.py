@@ -231,14 +231,14 @@ class BPETokenizer(Tokenizer):
         """
         specials = list(special_tokens or [])
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
-            raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
+            raise TypeError(f"BPETokenizer.train: vocab_size must be an int, got {type(vocab_size).__name__}")
         if vocab_size < 256 + len(specials):
             raise ValueError(
-                f"vocab_size must be >= 256 (the byte tokens) + {len(specials)} special tokens "
+                f"BPETokenizer.train: vocab_size must be >= 256 (the byte tokens) + {len(specials)} special tokens "
                 f"for byte-level BPE, got {vocab_size}"
             )
         if not isinstance(min_frequency, int) or min_frequency < 1:
-            raise ValueError(f"min_frequency must be an int >= 1, got {min_frequency!r}")
+            raise ValueError(f"BPETokenizer.train: min_frequency must be an int >= 1, got {min_frequency!r}")
         _number_specials(specials, 0)  # validates the strings
         word_counts = count_words(texts_or_files, self._split, specials)
         num_merges = vocab_size - 256 - len(specials)
@@ -323,7 +323,7 @@ class BPETokenizer(Tokenizer):
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode ``text`` ignoring special tokens (their text is encoded like any other)."""
-        check_text(text)
+        check_text(text, where="BPETokenizer.encode_ordinary")
         cache = self._cache  # pre-token -> ids; a miss calls _encode_chunk (see _ChunkCache)
         if len(cache) > _CACHE_LIMIT:
             cache.clear()
@@ -346,7 +346,7 @@ class BPETokenizer(Tokenizer):
         >>> tok.encode("hi<|endoftext|>", allowed_special="all")
         [104, 105, 256]
         """
-        check_text(text)
+        check_text(text, where="BPETokenizer.encode")
         allowed = self._resolve_specials(allowed_special, "allowed_special")
         if disallowed_special == "all":
             disallowed = set(self._special) - allowed
@@ -356,7 +356,7 @@ class BPETokenizer(Tokenizer):
             match = self._special_regex(disallowed).search(text)
             if match:
                 raise ValueError(
-                    f"text contains the special token {match.group()!r} at position "
+                    f"BPETokenizer.encode: text contains the special token {match.group()!r} at position "
                     f"{match.start()}: pass allowed_special={{{match.group()!r}}} to encode it "
                     "as a special token, or disallowed_special=() to encode it as ordinary text"
                 )
@@ -374,11 +374,13 @@ class BPETokenizer(Tokenizer):
         if which == "all":
             return set(self._special)
         if isinstance(which, str):
-            raise TypeError(f"{name} must be 'all' or a collection of str, got the str {which!r}")
+            raise TypeError(f"BPETokenizer.encode: {name} must be 'all' or a collection of str, got the "
+                            f"str {which!r}")  # fmt: skip
         which = set(which)
         unknown = which - set(self._special)
         if unknown:
-            raise ValueError(f"{name}: {sorted(unknown)} are not special tokens of this tokenizer")
+            raise ValueError(f"BPETokenizer.encode: {name} must hold special tokens of this tokenizer, "
+                             f"got {sorted(unknown)}")  # fmt: skip
         return which
 
     def _special_regex(self, specials: set[str]) -> regex.Pattern:
@@ -409,7 +411,7 @@ class BPETokenizer(Tokenizer):
                 raise ValueError(f"BPETokenizer.decode: ids must be ints in [0, {len(table)}), got "
                                  f"{i!r}")  # fmt: skip
             if table[i] is None:
-                raise ValueError(f"ids: {i} is not a token of this vocabulary")
+                raise ValueError(f"BPETokenizer.decode: id {i} is not a token of this vocabulary")
         return b"".join(table[i] for i in ids)
 
     def decode(self, ids: Iterable[int]) -> str:
@@ -443,7 +445,7 @@ class BPETokenizer(Tokenizer):
             return self._special[token]
         key = token.encode("utf-8") if isinstance(token, str) else token
         if key not in self._bytes_to_id:
-            raise KeyError(f"token {token!r} is not in the vocabulary")
+            raise KeyError(f"BPETokenizer.token_to_id: token {token!r} is not in the vocabulary")
         return self._bytes_to_id[key]
 
     def id_to_token(self, id: int) -> bytes:
@@ -510,7 +512,7 @@ def _split_function(pattern: str, custom: bool):
     compiled = compile_pattern(pattern)
     if compiled.groups:
         raise ValueError(
-            f"pattern {pattern!r} has capturing groups; write (?:...) instead of (...)"
+            f"BPETokenizer: pattern {pattern!r} has capturing groups; write (?:...) instead of (...)"
         )
     if custom:
         # tiktoken silently drops text that a custom pattern does not match; here each such
@@ -526,13 +528,14 @@ def _index_vocab(vocab: dict[int, bytes]) -> dict[bytes, int]:
     bytes_to_id = {}
     for i, tok in vocab.items():
         if not isinstance(tok, bytes) or not tok:
-            raise ValueError(f"vocab: token {i} must be non-empty bytes, got {tok!r}")
+            raise ValueError(f"BPETokenizer: vocab token {i} must be non-empty bytes, got {tok!r}")
         if tok in bytes_to_id:
-            raise ValueError(f"vocab: ids {bytes_to_id[tok]} and {i} both are {tok!r}")
+            raise ValueError(f"BPETokenizer: vocab ids {bytes_to_id[tok]} and {i} both are {tok!r}")
         bytes_to_id[tok] = i
     missing = [b for b in range(256) if bytes([b]) not in bytes_to_id]
     if missing:
-        raise ValueError(f"vocab must hold all 256 single bytes; missing e.g. byte {missing[0]}")
+        raise ValueError(f"BPETokenizer: vocab must hold all 256 single bytes, got none for byte "
+                         f"{missing[0]} (and {len(missing) - 1} more)")  # fmt: skip
     return bytes_to_id
 
 
@@ -543,10 +546,10 @@ def _pair_tables(vocab, bytes_to_id, merges, merge_rule: str):
     if merge_rule == "merges":
         for rank, (a, b) in enumerate(merges):
             if a not in vocab or b not in vocab:
-                raise ValueError(f"merges: merge {rank} ({a}, {b}) uses an id not in vocab")
+                raise ValueError(f"BPETokenizer: merge {rank} ({a}, {b}) uses an id not in vocab")
             new = bytes_to_id.get(vocab[a] + vocab[b])
             if new is None:
-                raise ValueError(f"merges: merge {rank} ({a}, {b}) makes no token of vocab")
+                raise ValueError(f"BPETokenizer: merge {rank} ({a}, {b}) makes no token of vocab")
             if (a, b) not in pair_rank:
                 pair_rank[(a, b)] = rank
                 pair_new[(a, b)] = new
@@ -558,7 +561,7 @@ def _pair_tables(vocab, bytes_to_id, merges, merge_rule: str):
                     pair_rank[(a, b)] = new
                     pair_new[(a, b)] = new
     else:
-        raise ValueError(f"merge_rule must be 'merges' or 'ranks', got {merge_rule!r}")
+        raise ValueError(f"BPETokenizer: merge_rule must be 'merges' or 'ranks', got {merge_rule!r}")
     return pair_rank, pair_new
 
 
@@ -566,17 +569,19 @@ def _check_specials(specials: dict[str, int], vocab, bytes_to_id) -> None:
     """Special tokens: non-empty strings with ids of their own that no learned token has."""
     for s, i in specials.items():
         if not isinstance(s, str) or not s:
-            raise ValueError(f"special_tokens: {s!r} must be a non-empty str")
-        if not isinstance(i, int) or i < 0:
-            raise ValueError(f"special_tokens: id of {s!r} must be an int >= 0, got {i!r}")
+            raise ValueError(f"BPETokenizer: special_tokens must be non-empty str, got {s!r}")
+        if isinstance(i, bool) or not isinstance(i, int) or i < 0:
+            raise ValueError(f"BPETokenizer: the id of special token {s!r} must be an int >= 0, got "
+                             f"{i!r}")  # fmt: skip
         if i in vocab:
-            raise ValueError(f"special token {s!r}: id {i} is already the token {vocab[i]!r}")
+            raise ValueError(f"BPETokenizer: special token {s!r} has id {i}, which is already the "
+                             f"token {vocab[i]!r}")  # fmt: skip
         if s.encode("utf-8") in bytes_to_id:
             raise ValueError(
-                f"special token {s!r} collides with learned token {bytes_to_id[s.encode()]}"
+                f"BPETokenizer: special token {s!r} collides with learned token {bytes_to_id[s.encode()]}"
             )
     if len(set(specials.values())) != len(specials):
-        raise ValueError(f"special_tokens: two special tokens share an id: {specials}")
+        raise ValueError(f"BPETokenizer: special_tokens must have ids of their own, got {specials}")
 
 
 def _check_id_range(vocab: dict, specials: dict) -> None:
@@ -596,15 +601,16 @@ def _number_specials(special_tokens, first_id: int) -> dict[str, int]:
     if special_tokens is None:
         return {}
     if isinstance(special_tokens, str):
-        raise TypeError("special_tokens must be a list of str or a dict str -> id, not one str")
+        raise TypeError(f"BPETokenizer: special_tokens must be a list of str or a dict str -> id, "
+                        f"got the str {special_tokens!r}")  # fmt: skip
     if isinstance(special_tokens, dict):
         return dict(special_tokens)
     specials = list(special_tokens)
     for s in specials:
         if not isinstance(s, str) or not s:
-            raise ValueError(f"special_tokens: {s!r} must be a non-empty str")
+            raise ValueError(f"BPETokenizer: special_tokens must be non-empty str, got {s!r}")
     if len(set(specials)) != len(specials):
-        raise ValueError(f"special_tokens must not repeat a token: {specials}")
+        raise ValueError(f"BPETokenizer: special_tokens must not repeat a token, got {specials}")
     return {s: first_id + k for k, s in enumerate(specials)}
 
 
@@ -627,9 +633,10 @@ def train_tokenizer_file(
     paths = []
     for p in input_path:
         if not isinstance(p, (str, os.PathLike)):
-            raise TypeError(f"input_path must be a path or a list of paths, got {type(p).__name__}")
+            raise TypeError(f"train_tokenizer_file: input_path must be a path or a list of paths, got "
+                            f"{type(p).__name__}")  # fmt: skip
         if not os.path.isfile(p):
-            raise FileNotFoundError(f"input_path {os.fspath(p)!r}: no such file")
+            raise FileNotFoundError(f"train_tokenizer_file: no such file {os.fspath(p)!r}")
         paths.append(Path(p))
     tok = BPETokenizer(pattern=pattern)
     tok.train(

@@ -50,22 +50,22 @@ class CharTokenizer(Tokenizer):
         if isinstance(chars, str):
             chars = list(chars)
         if not isinstance(chars, (list, tuple)):
-            raise TypeError(f"chars must be a str or a list of str, got {type(chars).__name__}")
+            raise TypeError(f"CharTokenizer: chars must be a str or a list of str, got {type(chars).__name__}")
         if unk not in _UNK_MODES:
-            raise ValueError(f"unk must be one of {_UNK_MODES}, got {unk!r}")
+            raise ValueError(f"CharTokenizer: unk must be one of {_UNK_MODES}, got {unk!r}")
         if not isinstance(unk_token, str) or len(unk_token) != 1:
-            raise ValueError(f"unk_token must be a single character, got {unk_token!r}")
+            raise ValueError(f"CharTokenizer: unk_token must be a single character, got {unk_token!r}")
         chars = list(chars)
         for c in chars:
             if not isinstance(c, str) or len(c) != 1:
-                raise ValueError(f"chars must hold single characters, got {c!r}")
+                raise ValueError(f"CharTokenizer: chars must hold single characters, got {c!r}")
         if len(set(chars)) != len(chars):
             dup = next(c for c in chars if chars.count(c) > 1)
-            raise ValueError(f"chars must not repeat a character, got {dup!r} twice")
+            raise ValueError(f"CharTokenizer: chars must not repeat a character, got {dup!r} twice")
         if unk == "replace" and unk_token not in chars:
             chars.append(unk_token)
         if not chars:
-            raise ValueError("chars must not be empty")
+            raise ValueError("CharTokenizer: chars must not be empty, got an empty vocabulary")
         self.chars: list[str] = chars
         self.unk = unk
         self.unk_token = unk_token
@@ -86,9 +86,10 @@ class CharTokenizer(Tokenizer):
         else:
             seen = set()
             for i, t in enumerate(text):
-                seen.update(check_text(t, f"text[{i}]"))
+                seen.update(check_text(t, f"text[{i}]", "CharTokenizer.from_text"))
         if not seen:
-            raise ValueError("text must contain at least one character")
+            raise ValueError("CharTokenizer.from_text: text must contain at least one character, got "
+                             "none")  # fmt: skip
         return cls(sorted(seen), unk=unk, unk_token=unk_token)
 
     # --- the interface ------------------------------------------------------------------------
@@ -97,7 +98,7 @@ class CharTokenizer(Tokenizer):
         return len(self.chars)
 
     def encode(self, text: str) -> list[int]:
-        check_text(text)
+        check_text(text, where="CharTokenizer.encode")
         stoi = self._stoi
         try:
             return [stoi[c] for c in text]  # the fast path: every character known
@@ -112,7 +113,7 @@ class CharTokenizer(Tokenizer):
                 ids.append(self._unk_id)
             elif self.unk == "error":
                 raise ValueError(
-                    f"text has character {c!r} (U+{ord(c):04X}) at position {pos}, which is not "
+                    f"CharTokenizer.encode: text has character {c!r} (U+{ord(c):04X}) at position {pos}, which is not "
                     "in the vocabulary (build with unk='replace' or 'ignore' to allow it)"
                 )
         return ids
@@ -131,12 +132,12 @@ class CharTokenizer(Tokenizer):
 
     def token_to_id(self, token: str) -> int:
         if token not in self._stoi:
-            raise KeyError(f"token {token!r} is not in the vocabulary")
+            raise KeyError(f"CharTokenizer.token_to_id: token {token!r} is not in the vocabulary")
         return self._stoi[token]
 
     def id_to_token(self, id: int) -> str:
         if not (0 <= id < len(self.chars)):
-            raise ValueError(f"id must be in [0, {len(self.chars)}), got {id!r}")
+            raise ValueError(f"CharTokenizer.id_to_token: id must be in [0, {len(self.chars)}), got {id!r}")
         return self.chars[id]
 
     # --- saving -------------------------------------------------------------------------------

@@ -75,7 +75,8 @@ def token_to_bytes(token: str) -> bytes:
         return bytes(table[c] for c in token)
     except KeyError as e:
         raise ValueError(
-            f"token {token!r} has character {e.args[0]!r}, which is not a byte-level character"
+            f"token_to_bytes: token {token!r} has character {e.args[0]!r}, which is not a byte-level "
+            "character"
         ) from None
 
 
@@ -108,12 +109,13 @@ def read_gpt2_files(encoder_json, vocab_bpe, special_tokens=("<|endoftext|>",)):
     Returns ``(vocab, merges, specials, pattern)`` with ``vocab: dict[int, bytes]`` (without the
     special tokens), ``merges: list[tuple[int, int]]`` and ``specials: dict[str, int]``.
     """
-    encoder = _read_json(encoder_json, "encoder_json")
+    encoder = _read_json(encoder_json, "read_gpt2_files")
     if not isinstance(encoder, dict):
-        raise ValueError(f"encoder_json {os.fspath(encoder_json)!r}: expected a JSON object")
+        raise ValueError(f"read_gpt2_files: {os.fspath(encoder_json)!r} must hold a JSON object, got "
+                         f"{type(encoder).__name__}")  # fmt: skip
     path = os.fspath(vocab_bpe)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"vocab_bpe {path!r}: no such file")
+        raise FileNotFoundError(f"read_gpt2_files: no such file {path!r}")
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().split("\n")
@@ -125,7 +127,7 @@ def read_gpt2_files(encoder_json, vocab_bpe, special_tokens=("<|endoftext|>",)):
     lines = [line for line in lines if line]
     specials = {s: encoder.pop(s) for s in special_tokens if s in encoder}
     vocab = {i: token_to_bytes(t) for t, i in encoder.items()}
-    merges = _parse_merges(lines, encoder, f"vocab_bpe {path!r}")
+    merges = _parse_merges(lines, encoder, f"read_gpt2_files: {path!r}")
     return vocab, merges, specials, GPT2_ORIGINAL_PATTERN
 
 
@@ -144,7 +146,8 @@ def read_hf_json(path):
         return _hf_parts(data, what)
     except (KeyError, TypeError, AttributeError) as exc:  # a field missing or of another type
         detail = f"missing the field {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise ValueError(f"{what} is not a byte-level BPE tokenizer.json ({detail})") from None
+        raise ValueError(f"read_hf_json: {os.fspath(path)!r} is not a byte-level BPE tokenizer.json "
+                         f"({detail})") from None  # fmt: skip
 
 
 def _hf_parts(data, what: str):
@@ -185,10 +188,12 @@ def read_tiktoken_ranks(mergeable_ranks: dict[bytes, int], pattern: str, special
     ``(vocab, merges, specials, pattern)``: a token's rank is its id, and there is no merge list
     (tiktoken merges two adjacent tokens whenever their concatenation is a token)."""
     if not isinstance(mergeable_ranks, dict):
-        raise TypeError(f"mergeable_ranks must be a dict, got {type(mergeable_ranks).__name__}")
+        raise TypeError(f"from_tiktoken_ranks: mergeable_ranks must be a dict, got "
+                        f"{type(mergeable_ranks).__name__}")  # fmt: skip
     vocab = {i: b for b, i in mergeable_ranks.items()}
     if len(vocab) != len(mergeable_ranks):
-        raise ValueError("mergeable_ranks: two tokens share a rank")
+        raise ValueError("from_tiktoken_ranks: mergeable_ranks must give each token a rank of its "
+                         "own, got two tokens with one rank")  # fmt: skip
     return vocab, [], dict(special_tokens or {}), pattern
 
 
@@ -199,10 +204,10 @@ def check_tiktoken_order(merged_ids) -> None:
     >>> check_tiktoken_order([256, 257, 258])
     >>> check_tiktoken_order([257, 256])
     Traceback (most recent call last):
-    ValueError: ids of merged tokens do not follow the merge order, so tiktoken (which merges by id) would merge in a different order
+    ValueError: to_tiktoken_ranks: ids of merged tokens do not follow the merge order, so tiktoken (which merges by id) would merge in a different order
     """
     if any(x >= y for x, y in pairwise(merged_ids)):
         raise ValueError(
-            "ids of merged tokens do not follow the merge order, so tiktoken (which "
-            "merges by id) would merge in a different order"
+            "to_tiktoken_ranks: ids of merged tokens do not follow the merge order, so tiktoken "
+            "(which merges by id) would merge in a different order"
         )

@@ -133,7 +133,7 @@ class TrainerConfig:
         if self.lr == 0:
             raise ValueError(f"{where}: lr must be > 0, got 0")
         if self.min_lr > self.lr:
-            raise ValueError(f"{where}: min_lr={self.min_lr} must be <= lr={self.lr}")
+            raise ValueError(f"{where}: min_lr must be <= lr={self.lr}, got {self.min_lr}")
         if not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"{where}: betas must both lie in [0, 1), got {list(self.betas)}")
         if self.clip_norm is not None and not (

@@ -115,16 +115,16 @@ class History(list):
                 continue
             try:
                 record = json.loads(raw.decode("utf-8"))
-                if not isinstance(record, dict) or not isinstance(record.get("step"), int):
-                    raise ValueError("not a record")
             except (ValueError, RecursionError):  # JSON and UTF-8 errors are ValueErrors
+                record = None
+            if not isinstance(record, dict) or not isinstance(record.get("step"), int):
                 if k == last:
                     warnings.warn(f"History.read: {where}, line {k + 1} is torn (an interrupted "
                                   "write); dropped it", UserWarning, stacklevel=2)  # fmt: skip
                     break
                 raise ValueError(f"History.read: {where}, line {k + 1} must be a JSON record with "
                                  f"an integer step, got {raw[:60]!r}; only a torn last line is "
-                                 "dropped, so mend or delete this one") from None  # fmt: skip
+                                 "dropped, so mend or delete this one")  # fmt: skip
             history.append({key: record.get(key) for key in HISTORY_KEYS})
         return history
 

@@ -227,14 +227,14 @@ def check_fingerprint(saved, current: dict, where: str = "Trainer.resume", ignor
         return
     before, now = saved.get("tokenizer"), current.get("tokenizer")
     if before and now and before != now:
-        message = (f"{where}: the checkpoint was trained with another tokenizer (fingerprint "
-                   f"{str(before)[:12]}, this run's {now[:12]}), so its token ids stand for other "
-                   "text")  # fmt: skip
+        which = f"(fingerprint {str(before)[:12]}, this run's {now[:12]})"
         if not ignore:
-            raise ValueError(message + "; resume with that run's data and tokenizer, or pass "
-                             "ignore_fingerprint=True (minroots train --ignore-fingerprint) to "
-                             "go on anyway")  # fmt: skip
-        warnings.warn(message + "; going on, as ignore_fingerprint=True asks", CheckpointWarning,
+            raise ValueError(f"{where}: the checkpoint was trained with another tokenizer {which}, "
+                             "so its token ids stand for other text; resume with that run's data "
+                             "and tokenizer, or pass ignore_fingerprint=True (minroots train "
+                             "--ignore-fingerprint) to go on anyway")  # fmt: skip
+        warnings.warn(f"{where}: the checkpoint was trained with another tokenizer {which}; going "
+                      "on, as ignore_fingerprint=True asks", CheckpointWarning,
                       stacklevel=3)  # fmt: skip
     before, now = saved.get("data"), current.get("data")
     if isinstance(before, dict) and now and before != now:

@@ -117,12 +117,13 @@ def parse_override(item: str) -> tuple[str | None, str, object]:
     ``"quoted"``); ``none``/``null`` mean None; anything else is kept as a string.
     """
     if "=" not in item:
-        raise ValueError(f"override {item!r} must look like key=value (e.g. max_steps=100)")
+        raise ValueError(f"override {item!r}: must look like key=value (e.g. max_steps=100), got no "
+                         "'='")  # fmt: skip
     key, raw = item.split("=", 1)
     key = key.strip()
     table, _, name = key.rpartition(".")
     if not name:
-        raise ValueError(f"override {item!r} has no key before '='")
+        raise ValueError(f"override {item!r}: has no key before '='")
     if raw.strip().lower() in ("none", "null"):
         value = None
     else:
