@@ -162,7 +162,7 @@ def test_bad_values_in_generate_and_eval(trained, tmp_path, capsys):
     assert main(["generate", "--checkpoint", str(trained), "--temperature", "-1"]) == 2
     assert "temperature" in one_line_error(capsys)
     assert main(["generate", "--checkpoint", str(trained), "--max-new-tokens", "-3"]) == 2
-    assert "--max-new-tokens must be >= 0" in one_line_error(capsys)
+    assert "--max-new-tokens: must be >= 0, got -3" in one_line_error(capsys)
     assert main(["eval", "perplexity", "--checkpoint", str(trained), "--input", "none.txt"]) == 2
     assert "none.txt" in one_line_error(capsys)
     odd = tmp_path / "odd.txt"

@@ -86,7 +86,7 @@ def test_bad_input_gives_clear_errors():
         corpus_chrf([None], [["a"]])
     with pytest.raises(ValueError, match=r"char_order must be an integer in \[0, 100\]"):
         corpus_chrf(["a"], [["a"]], char_order=-1)
-    with pytest.raises(ValueError, match="char_order \+ word_order must be at least 1"):
+    with pytest.raises(ValueError, match=r"char_order \+ word_order must be at least 1"):
         corpus_chrf(["a"], [["a"]], char_order=0, word_order=0)
     with pytest.raises(ValueError, match=r"word_order must be an integer in \[0, 100\].*got 10000000"):
         corpus_chrf(["a"], [["a"]], word_order=10**7)  # would build ten million counters per line
