@@ -328,13 +328,14 @@ def test_a_fault_at_every_file_operation_of_a_save_keeps_the_last_good_checkpoin
     """Fail each file operation of the save of step 4 in turn (ENOSPC): the error is one line
     naming where, the earlier checkpoints still verify, and resuming finishes bit-identical to a run that never
     failed. (Creating a folder that already exists may fail harmlessly: the save then completes.)"""
+    monkeypatch.setattr(os, "fsync", lambda fd: None)  # the disk's flushes are not under test here
     ds = TextDataset(TEXT, block_size=8, use_cache=False)
     straight = Trainer(tiny_model(ds.vocab_size), ds, config=config(tmp_path / "straight"))
     straight.train()
     expected = weights(straight.model)
 
     def run_until_step_4(out):  # saves steps 2 and 3 (where the callback stops it)
-        trainer = Trainer(tiny_model(ds.vocab_size), ds, config=config(out))
+        trainer = Trainer(tiny_model(ds.vocab_size), ds, config=config(out, log_interval=0))
         trainer.callbacks.append(type("Stop", (), {"on_step_end": staticmethod(
             lambda t, s, logs: s == 3)})())  # fmt: skip
         trainer.train()
@@ -375,7 +376,8 @@ def test_a_fault_at_every_file_operation_of_a_save_keeps_the_last_good_checkpoin
             assert [p.name for p in good] == ["step-00000002", "step-00000003", *saved], (k, failed)
         assert all(verify_checkpoint(p) for p in good)
         assert not list(out.glob("checkpoints/.tmp-*")), (k, failed)
-        again = Trainer(tiny_model(ds.vocab_size, seed=5), ds, config=config(out)).resume()
+        again = Trainer(tiny_model(ds.vocab_size, seed=5), ds, config=config(out, log_interval=0))
+        again.resume()
         assert again.step == int(good[-1].name[5:])
         again.train()
         for name, w in expected.items():
