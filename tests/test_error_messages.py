@@ -26,12 +26,21 @@ WHERE = re.compile(r"^[^\s:]+(?: [^\s:]+)?: ")
 
 # Raise sites whose message is not in the style, on purpose: (file, exception, message prefix).
 ALLOWED = {
-    ("__init__.py", "AttributeError", "module 'minroots' has no attribute"):
-        "Python's own wording for a missing module attribute, which tools and people expect",
-    ("nn/module.py", "AttributeError", "{} object has no attribute"):
-        "Python's own wording for a missing attribute (hasattr and getattr users rely on it)",
-    ("training/accumulation.py", "FloatingPointError", "the training loss is"):
-        "a reason, not a message: DivergenceError prints it as 'step N: the training loss is nan'",
+    (
+        "__init__.py",
+        "AttributeError",
+        "module 'minroots' has no attribute",
+    ): "Python's own wording for a missing module attribute, which tools and people expect",
+    (
+        "nn/module.py",
+        "AttributeError",
+        "{} object has no attribute",
+    ): "Python's own wording for a missing attribute (hasattr and getattr users rely on it)",
+    (
+        "training/accumulation.py",
+        "FloatingPointError",
+        "the training loss is",
+    ): "a reason, not a message: DivergenceError prints it as 'step N: the training loss is nan'",
 }
 # Exceptions whose messages something else frames: argparse writes "argument --top-k: " before
 # an ArgumentTypeError; SystemExit carries an exit status; KeyboardInterrupt a note.

@@ -300,7 +300,9 @@ class FaultInjector:
         real = {"fsync": os.fsync, "replace": os.replace, "mkdir": os.mkdir}
         for name, fn in real.items():
             monkeypatch.setattr(os, name, self._wrap(name, fn))
-        monkeypatch.setattr(persistence, "save_file", self._wrap("save_file", persistence.save_file))
+        monkeypatch.setattr(
+            persistence, "save_file", self._wrap("save_file", persistence.save_file)
+        )
         monkeypatch.setattr("builtins.open", self._open)
 
     def _tick(self, name):
