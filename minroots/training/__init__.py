@@ -36,8 +36,8 @@ from minroots.training.checkpoint import (
 from minroots.training.config import TrainerConfig, load_toml
 from minroots.training.divergence import DivergenceError
 from minroots.training.history import HISTORY_KEYS, History
-from minroots.training.protocols import TrainableModel
 from minroots.training.integrity import CheckpointError, verify_checkpoint
+from minroots.training.protocols import TrainableModel
 from minroots.training.trainer import Trainer
 
 __all__ = [
