@@ -88,7 +88,9 @@ def test_bad_input_gives_clear_errors():
         corpus_chrf(["a"], [["a"]], char_order=-1)
     with pytest.raises(ValueError, match=r"char_order \+ word_order must be at least 1"):
         corpus_chrf(["a"], [["a"]], char_order=0, word_order=0)
-    with pytest.raises(ValueError, match=r"word_order must be an integer in \[0, 100\].*got 10000000"):
+    with pytest.raises(
+        ValueError, match=r"word_order must be an integer in \[0, 100\].*got 10000000"
+    ):
         corpus_chrf(["a"], [["a"]], word_order=10**7)  # would build ten million counters per line
     with pytest.raises(ValueError, match="beta must be a finite number >= 0, got nan"):
         corpus_chrf(["a"], [["a"]], beta=float("nan"))

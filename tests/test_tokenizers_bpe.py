@@ -253,7 +253,9 @@ def test_special_tokens_like_tiktoken():
         tok.encode("<|pad|><|endoftext|>", allowed_special={"<|endoftext|>"})
     assert tok.decode([256, 257]) == "<|endoftext|><|pad|>"
     assert tok.token_to_id("<|pad|>") == 257
-    with pytest.raises(ValueError, match="allowed_special must hold special tokens of this tokenizer"):
+    with pytest.raises(
+        ValueError, match="allowed_special must hold special tokens of this tokenizer"
+    ):
         tok.encode("x", allowed_special={"<|nope|>"})
 
 

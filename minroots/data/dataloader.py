@@ -81,7 +81,9 @@ class DataLoader:
         collate_fn=None,
     ):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-            raise TypeError(f"DataLoader: batch_size must be an int, got {type(batch_size).__name__}")
+            raise TypeError(
+                f"DataLoader: batch_size must be an int, got {type(batch_size).__name__}"
+            )
         if batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be at least 1, got {batch_size}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -178,7 +180,9 @@ class DataLoader:
         order); ``batch_size`` may differ (the position counts examples, not batches).
         """
         if not isinstance(state, dict):
-            raise TypeError(f"DataLoader.load_state_dict: state must be a dict, got {type(state).__name__}")
+            raise TypeError(
+                f"DataLoader.load_state_dict: state must be a dict, got {type(state).__name__}"
+            )
         missing = {"epoch", "position", "seed"} - set(state)
         if missing:
             raise ValueError(f"DataLoader.load_state_dict: state is missing keys {sorted(missing)}")

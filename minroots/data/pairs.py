@@ -70,7 +70,9 @@ def collate_pairs(items, pad_id: int) -> dict[str, np.ndarray]:
     Padding positions hold ``pad_id``, in labels too: use the masks, not the ids, to skip them.
     """
     if not items:
-        raise ValueError("collate_pairs: items is empty; expected at least one (source, target) pair")
+        raise ValueError(
+            "collate_pairs: items is empty; expected at least one (source, target) pair"
+        )
     source, source_mask = pad_sequences([src for src, _ in items], pad_id)
     target, target_mask = pad_sequences([tgt for _, tgt in items], pad_id)
     return {
@@ -109,13 +111,19 @@ class PairDataset:
             pairs = load_pairs(pairs)
         pairs = [tuple(p) for p in pairs]
         if not pairs:
-            raise ValueError("PairDataset: pairs is empty; expected at least one (source, target) pair")
+            raise ValueError(
+                "PairDataset: pairs is empty; expected at least one (source, target) pair"
+            )
         for i, p in enumerate(pairs):
             if len(p) != 2 or not all(isinstance(s, str) for s in p):
-                raise TypeError(f"PairDataset: pairs[{i}] must be a (source, target) pair of str, got {p!r}")
+                raise TypeError(
+                    f"PairDataset: pairs[{i}] must be a (source, target) pair of str, got {p!r}"
+                )
         for name, value in (("max_source_len", max_source_len), ("max_target_len", max_target_len)):
             if value is not None and value < 2:
-                raise ValueError(f"PairDataset: {name} must be at least 2 (a token and EOS), got {value}")
+                raise ValueError(
+                    f"PairDataset: {name} must be at least 2 (a token and EOS), got {value}"
+                )
         if tokenizer is None:
             tokenizer = CharTokenizer.from_text([s for p in pairs for s in p])
         self.pairs = pairs

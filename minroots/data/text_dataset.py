@@ -126,13 +126,19 @@ class TextDataset:
         val_pieces: int = 1,
     ):
         if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
-            raise TypeError(f"TextDataset: block_size must be an int, got {type(block_size).__name__}")
+            raise TypeError(
+                f"TextDataset: block_size must be an int, got {type(block_size).__name__}"
+            )
         if block_size < 1:
             raise ValueError(f"TextDataset: block_size must be at least 1, got {block_size}")
-        if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not (
-            0 <= val_fraction < 1
+        if (
+            isinstance(val_fraction, bool)
+            or not isinstance(val_fraction, (int, float))
+            or not (0 <= val_fraction < 1)
         ):
-            raise ValueError(f"TextDataset: val_fraction must be a number in [0, 1), got {val_fraction!r}")
+            raise ValueError(
+                f"TextDataset: val_fraction must be a number in [0, 1), got {val_fraction!r}"
+            )
         if (
             isinstance(val_pieces, bool)
             or not isinstance(val_pieces, (int, np.integer))
@@ -165,7 +171,9 @@ class TextDataset:
         if "\n" not in source and len(source) < 4096 and os.path.isfile(source):
             return load_corpus(source)
         if not source:
-            raise ValueError("TextDataset: source is an empty string; expected text, a corpus name or a path")
+            raise ValueError(
+                "TextDataset: source is an empty string; expected text, a corpus name or a path"
+            )
         return source
 
     def _check_lengths(self, source) -> None:
@@ -231,7 +239,9 @@ class TextDataset:
         so that ``y = d[s + 1 : s + T + 1]`` stays inside the split.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-            raise TypeError(f"get_batch: batch_size must be an int, got {type(batch_size).__name__}")
+            raise TypeError(
+                f"get_batch: batch_size must be an int, got {type(batch_size).__name__}"
+            )
         if batch_size < 1:
             raise ValueError(f"get_batch: batch_size must be at least 1, got {batch_size}")
         if rng is None:

@@ -21,7 +21,9 @@ __all__ = ["check_hypotheses", "segment_references", "check_sentence"]
 def check_hypotheses(hypotheses, name: str = "hypotheses", where: str = "metric") -> list[str]:
     """Return ``hypotheses`` as a list after checking it is a non-empty sequence of strings."""
     if isinstance(hypotheses, str) or not hasattr(hypotheses, "__len__"):
-        raise TypeError(f"{where}: {name} must be a list of strings, got {type(hypotheses).__name__}")
+        raise TypeError(
+            f"{where}: {name} must be a list of strings, got {type(hypotheses).__name__}"
+        )
     hypotheses = list(hypotheses)
     if not hypotheses:
         raise ValueError(f"{where}: {name} must not be empty, got an empty list")

@@ -341,7 +341,9 @@ def load_state(path_prefix) -> dict:
             state.setdefault(int(i), {})[k] = arr
         groups = meta["param_groups"]
         if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
-            raise TypeError(f"load_state: param_groups must be a list of objects, got {groups!r:.60}")
+            raise TypeError(
+                f"load_state: param_groups must be a list of objects, got {groups!r:.60}"
+            )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         detail = f"missing the field {exc}" if isinstance(exc, KeyError) else str(exc)
         raise ValueError(f"load_state: {prefix}.json and .safetensors do not hold an optimizer "

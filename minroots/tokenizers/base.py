@@ -83,7 +83,9 @@ class Tokenizer:
     def encode_batch(self, texts: Iterable[str]) -> list[list[int]]:
         """Encode each text of ``texts``; a single ``str`` is rejected (it is not a batch)."""
         if isinstance(texts, str):
-            raise TypeError("encode_batch: texts must be a list of str, got a single str (use encode)")
+            raise TypeError(
+                "encode_batch: texts must be a list of str, got a single str (use encode)"
+            )
         return [self.encode(t) for t in texts]
 
     def decode_batch(self, batch: Iterable[Iterable[int]]) -> list[str]:

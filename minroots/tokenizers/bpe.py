@@ -231,14 +231,18 @@ class BPETokenizer(Tokenizer):
         """
         specials = list(special_tokens or [])
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
-            raise TypeError(f"BPETokenizer.train: vocab_size must be an int, got {type(vocab_size).__name__}")
+            raise TypeError(
+                f"BPETokenizer.train: vocab_size must be an int, got {type(vocab_size).__name__}"
+            )
         if vocab_size < 256 + len(specials):
             raise ValueError(
                 f"BPETokenizer.train: vocab_size must be >= 256 (the byte tokens) + {len(specials)} special tokens "
                 f"for byte-level BPE, got {vocab_size}"
             )
         if not isinstance(min_frequency, int) or min_frequency < 1:
-            raise ValueError(f"BPETokenizer.train: min_frequency must be an int >= 1, got {min_frequency!r}")
+            raise ValueError(
+                f"BPETokenizer.train: min_frequency must be an int >= 1, got {min_frequency!r}"
+            )
         _number_specials(specials, 0)  # validates the strings
         word_counts = count_words(texts_or_files, self._split, specials)
         num_merges = vocab_size - 256 - len(specials)
@@ -561,7 +565,9 @@ def _pair_tables(vocab, bytes_to_id, merges, merge_rule: str):
                     pair_rank[(a, b)] = new
                     pair_new[(a, b)] = new
     else:
-        raise ValueError(f"BPETokenizer: merge_rule must be 'merges' or 'ranks', got {merge_rule!r}")
+        raise ValueError(
+            f"BPETokenizer: merge_rule must be 'merges' or 'ranks', got {merge_rule!r}"
+        )
     return pair_rank, pair_new
 
 

@@ -50,11 +50,15 @@ class CharTokenizer(Tokenizer):
         if isinstance(chars, str):
             chars = list(chars)
         if not isinstance(chars, (list, tuple)):
-            raise TypeError(f"CharTokenizer: chars must be a str or a list of str, got {type(chars).__name__}")
+            raise TypeError(
+                f"CharTokenizer: chars must be a str or a list of str, got {type(chars).__name__}"
+            )
         if unk not in _UNK_MODES:
             raise ValueError(f"CharTokenizer: unk must be one of {_UNK_MODES}, got {unk!r}")
         if not isinstance(unk_token, str) or len(unk_token) != 1:
-            raise ValueError(f"CharTokenizer: unk_token must be a single character, got {unk_token!r}")
+            raise ValueError(
+                f"CharTokenizer: unk_token must be a single character, got {unk_token!r}"
+            )
         chars = list(chars)
         for c in chars:
             if not isinstance(c, str) or len(c) != 1:
@@ -137,7 +141,9 @@ class CharTokenizer(Tokenizer):
 
     def id_to_token(self, id: int) -> str:
         if not (0 <= id < len(self.chars)):
-            raise ValueError(f"CharTokenizer.id_to_token: id must be in [0, {len(self.chars)}), got {id!r}")
+            raise ValueError(
+                f"CharTokenizer.id_to_token: id must be in [0, {len(self.chars)}), got {id!r}"
+            )
         return self.chars[id]
 
     # --- saving -------------------------------------------------------------------------------
