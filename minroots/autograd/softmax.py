@@ -91,6 +91,8 @@ def log_softmax_array(x, axis=-1):
     array([[-1.3863, -0.2877]])
     """
     xp = B.get_array_module(x)
+    if x.size == 0:  # nothing to normalize (and no ln 0 to take)
+        return x.copy()
     e, m, s = exp_shifted(x, axis)
     z = xp.subtract(x, m, out=e)  # reuse E's buffer
     z -= xp.log(s)
