@@ -29,6 +29,8 @@ import os
 
 import numpy as np
 
+from minroots.validation import shown
+
 __all__ = [
     "DEVICES",
     "backend_name",
@@ -97,7 +99,7 @@ def backend_name(device: str, where: str | None = None) -> str:
         return DEVICES[device]
     raise ValueError(
         f"{where or 'backend_name'}: device must be 'cpu' or 'cuda' (or the backends 'numpy' "
-        f"or 'cupy'; 'gpu' is 'cuda'), got {device!r}"
+        f"or 'cupy'; 'gpu' is 'cuda'), got {shown(device)}"
     )
 
 
@@ -168,7 +170,7 @@ def set_default_dtype(dtype) -> None:
 def manual_seed(seed: int) -> None:
     """Seed the random generator of every backend, so that runs are reproducible."""
     if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"manual_seed: seed must be a non-negative integer, got {seed!r}")
+        raise ValueError(f"manual_seed: seed must be a non-negative integer, got {shown(seed)}")
     _seed[0] = int(seed)
     _rngs.clear()
 

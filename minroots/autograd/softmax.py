@@ -113,10 +113,19 @@ def logsumexp_array(x, axis=-1, keepdims: bool = False):
 
 
 # ---------------------------------------------------------------------- graph nodes
+def _float_tensor(op: str, a) -> None:
+    """A Tensor of floats (an integer tensor has no exponential to compute in place)."""
+    tensor_arg(op, "a", a)
+    if a.data.dtype.kind != "f":
+        raise TypeError(f"{op}: a must have a floating dtype, got {a.data.dtype}")
+
+
 def softmax(a: Tensor, axis: int = -1) -> Tensor:
     r"""Forward :math:`y = \mathrm{softmax}(a)`; backward :math:`\bar a = y \odot (\bar y - \sum_j \bar y_j y_j)` (the softmax Jacobian)."""
-    tensor_arg("softmax", "a", a)
-    R.normalize_axes(axis, a.ndim, "softmax")
+    _float_tensor("softmax", a)
+    axis = R.normalize_axes(axis, a.ndim, "softmax")
+    if a.ndim == 0:
+        raise ValueError("softmax: a must have at least one axis, got a 0-d tensor")
     y = softmax_array(a.data, axis)
 
     def backward(g):
@@ -129,8 +138,10 @@ def softmax(a: Tensor, axis: int = -1) -> Tensor:
 
 def log_softmax(a: Tensor, axis: int = -1) -> Tensor:
     r"""Forward :math:`z = a - \mathrm{logsumexp}(a)`; backward :math:`\bar a = \bar z - \mathrm{softmax}(a) \sum_j \bar z_j`."""
-    tensor_arg("log_softmax", "a", a)
-    R.normalize_axes(axis, a.ndim, "log_softmax")
+    _float_tensor("log_softmax", a)
+    axis = R.normalize_axes(axis, a.ndim, "log_softmax")
+    if a.ndim == 0:
+        raise ValueError("log_softmax: a must have at least one axis, got a 0-d tensor")
     xp = B.get_array_module(a.data)
     z = log_softmax_array(a.data, axis)
 
@@ -142,9 +153,11 @@ def log_softmax(a: Tensor, axis: int = -1) -> Tensor:
 
 def logsumexp(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     r"""Forward :math:`z = \ln \sum_j e^{a_j}`; backward :math:`\bar a_i = \bar z \, \mathrm{softmax}(a)_i = \bar z \, e^{a_i - z}`."""
-    tensor_arg("logsumexp", "a", a)
+    _float_tensor("logsumexp", a)
     xp = B.get_array_module(a.data)
     axes = R.normalize_axes(axis, a.ndim, "logsumexp")
+    if a.ndim == 0:
+        raise ValueError("logsumexp: a must have at least one axis, got a 0-d tensor")
     s = logsumexp_array(a.data, axes, keepdims=True)
     out = s if keepdims else s.reshape([n for i, n in enumerate(a.shape) if i not in axes])
     return Tensor._make(

@@ -24,6 +24,7 @@ import threading
 import numpy as np
 
 from minroots import backend as B
+from minroots.validation import shown
 
 __all__ = ["Tensor", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly"]
 
@@ -100,9 +101,8 @@ def _as_array(data, dtype=None, where: str = "Tensor"):
 def _check_numeric(where: str, arr, data) -> None:
     """Booleans, integers and floats only: a tensor of ``None`` or of strings is a mistake."""
     if arr.dtype.kind not in "biuf":
-        shown = repr(data) if np.ndim(data) == 0 else f"an array of dtype {arr.dtype}"
-        raise TypeError(f"{where}: data must be numbers (bool, int or float), got "
-                        f"{shown[:60]}")  # fmt: skip
+        got = shown(data) if np.ndim(data) == 0 else f"an array of dtype {arr.dtype}"
+        raise TypeError(f"{where}: data must be numbers (bool, int or float), got {got}")
 
 
 class Tensor:

@@ -32,6 +32,8 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from minroots.validation import shown
+
 __all__ = ["DEFAULT_CORPUS", "list_corpora", "corpus_path", "load_corpus", "load_pairs"]
 
 DEFAULT_CORPUS = "shakespeare"
@@ -52,7 +54,7 @@ def _bundled() -> dict[str, tuple[str, object]]:
 def list_corpora(kind: str | None = None) -> list[str]:
     """Names of the bundled corpora, sorted; ``kind="text"`` or ``"pairs"`` keeps one kind."""
     if kind not in (None, "text", "pairs"):
-        raise ValueError(f"list_corpora: kind must be None, 'text' or 'pairs', got {kind!r}")
+        raise ValueError(f"list_corpora: kind must be None, 'text' or 'pairs', got {shown(kind)}")
     return sorted(name for name, (k, _) in _bundled().items() if kind is None or k == kind)
 
 
@@ -153,7 +155,7 @@ def load_pairs(name_or_path: str | os.PathLike) -> list[tuple[str, str]]:
             except (json.JSONDecodeError, KeyError, TypeError) as e:
                 raise ValueError(
                     f"load_pairs: {label!r}, line {lineno} must be a JSON object with 'source' and "
-                    f"'target', got {line[:60]!r} ({e!r})"
+                    f"'target', got {shown(line[:60])} ({e!r})"
                 ) from None
     if not pairs:
         raise ValueError(f"load_pairs: {label!r} has no pairs")

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from minroots.validation import shown
+
 __all__ = ["DataLoader", "default_collate"]
 
 
@@ -87,7 +89,7 @@ class DataLoader:
         if batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be at least 1, got {batch_size}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"DataLoader: seed must be a non-negative int, got {seed!r}")
+            raise ValueError(f"DataLoader: seed must be a non-negative int, got {shown(seed)}")
         n = len(dataset)
         if n == 0:
             raise ValueError("DataLoader: dataset is empty; expected at least one example")

@@ -30,6 +30,7 @@ import numpy as np
 
 from minroots.data.corpus import load_pairs
 from minroots.tokenizers import CharTokenizer
+from minroots.validation import shown
 
 __all__ = ["pad_sequences", "collate_pairs", "PairDataset"]
 
@@ -46,7 +47,7 @@ def pad_sequences(
     if not seqs:
         raise ValueError("pad_sequences: sequences is empty; expected at least one sequence")
     if max_len is not None and max_len < 1:
-        raise ValueError(f"pad_sequences: max_len must be at least 1, got {max_len!r}")
+        raise ValueError(f"pad_sequences: max_len must be at least 1, got {shown(max_len)}")
     length = max(len(s) for s in seqs) if max_len is None else int(max_len)
     ids = np.full((len(seqs), length), pad_id, dtype=np.int64)  # (B, L)
     mask = np.zeros((len(seqs), length), dtype=bool)  # (B, L)
@@ -117,7 +118,7 @@ class PairDataset:
         for i, p in enumerate(pairs):
             if len(p) != 2 or not all(isinstance(s, str) for s in p):
                 raise TypeError(
-                    f"PairDataset: pairs[{i}] must be a (source, target) pair of str, got {p!r}"
+                    f"PairDataset: pairs[{i}] must be a (source, target) pair of str, got {shown(p)}"
                 )
         for name, value in (("max_source_len", max_source_len), ("max_target_len", max_target_len)):
             if value is not None and value < 2:

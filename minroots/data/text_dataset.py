@@ -36,6 +36,7 @@ import numpy as np
 from minroots.data.cache import cached_encode
 from minroots.data.corpus import corpus_path, list_corpora, load_corpus
 from minroots.tokenizers import CharTokenizer
+from minroots.validation import shown
 
 __all__ = ["TextDataset", "Blocks", "split_point", "split_ranges"]
 
@@ -137,14 +138,16 @@ class TextDataset:
             or not (0 <= val_fraction < 1)
         ):
             raise ValueError(
-                f"TextDataset: val_fraction must be a number in [0, 1), got {val_fraction!r}"
+                f"TextDataset: val_fraction must be a number in [0, 1), got {shown(val_fraction)}"
             )
         if (
             isinstance(val_pieces, bool)
             or not isinstance(val_pieces, (int, np.integer))
             or val_pieces < 1
         ):
-            raise ValueError(f"TextDataset: val_pieces must be a positive int, got {val_pieces!r}")
+            raise ValueError(
+                f"TextDataset: val_pieces must be a positive int, got {shown(val_pieces)}"
+            )
         self.text = self._resolve(source)
         if tokenizer is None:
             tokenizer = CharTokenizer.from_text(self.text)
@@ -213,7 +216,7 @@ class TextDataset:
     def split(self, split: str) -> np.ndarray:
         """The ids of ``"train"`` or ``"val"`` (read-only; a view of the ids when ``val_pieces=1``)."""
         if split not in self._splits:
-            raise ValueError(f"TextDataset: split must be 'train' or 'val', got {split!r}")
+            raise ValueError(f"TextDataset: split must be 'train' or 'val', got {shown(split)}")
         return self._splits[split]
 
     @property

@@ -18,9 +18,16 @@ from __future__ import annotations
 __all__ = ["check_hypotheses", "segment_references", "check_sentence"]
 
 
+def _sized(value) -> bool:
+    """A list, a tuple or an array with an axis; not a string, a number or a 0-d array."""
+    return (
+        not isinstance(value, str) and hasattr(value, "__len__") and getattr(value, "ndim", 1) != 0
+    )
+
+
 def check_hypotheses(hypotheses, name: str = "hypotheses", where: str = "metric") -> list[str]:
     """Return ``hypotheses`` as a list after checking it is a non-empty sequence of strings."""
-    if isinstance(hypotheses, str) or not hasattr(hypotheses, "__len__"):
+    if not _sized(hypotheses):
         raise TypeError(
             f"{where}: {name} must be a list of strings, got {type(hypotheses).__name__}"
         )
@@ -39,7 +46,7 @@ def segment_references(hypotheses: list[str], references, where: str = "metric")
     Each stream must have one entry per hypothesis; an entry may be ``None`` where a sentence has
     fewer references than others (as sacrebleu allows). Every sentence needs one reference.
     """
-    if isinstance(references, str) or not hasattr(references, "__len__"):
+    if not _sized(references):
         raise TypeError(
             f"{where}: references must be a list of reference streams (lists of strings), "
             f"got {type(references).__name__}"
@@ -48,7 +55,7 @@ def segment_references(hypotheses: list[str], references, where: str = "metric")
         raise ValueError(f"{where}: references must hold at least one reference stream, got none")
     streams = []
     for k, stream in enumerate(references):
-        if isinstance(stream, str) or not hasattr(stream, "__len__"):
+        if not _sized(stream):
             raise TypeError(
                 f"{where}: references[{k}] must be a list of strings (one reference per hypothesis), "
                 f"got {type(stream).__name__}; pass [refs] for a single reference stream"

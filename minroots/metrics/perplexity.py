@@ -70,14 +70,14 @@ class PerplexityResult:
 _MAX_EXP = math.log(float.fromhex("0x1.fffffffffffffp+1023"))  # about 709.78
 
 
-def _array(x):
+def _array(x, name: str = "logits"):
     """The array inside a minroots Tensor (``.data``), or ``x`` itself if it is an array."""
     if isinstance(x, np.ndarray) or B.device_of(x) == "cuda":
         return x
     data = getattr(x, "data", None)
     if data is not None and (isinstance(data, np.ndarray) or B.device_of(data) == "cuda"):
         return data
-    return np.asarray(x)
+    return validation.numeric_array("perplexity_from_logits", name, x)
 
 
 def token_nll(logits, targets):
@@ -107,7 +107,7 @@ def perplexity_from_logits(logits, targets, ignore_index: int | None = -100) -> 
     logits = _array(logits)
     xp = B.get_array_module(logits)
     targets = validation.class_targets(
-        "perplexity_from_logits", "targets", _array(targets), logits.shape
+        "perplexity_from_logits", "targets", _array(targets, "targets"), logits.shape
     )
     targets = xp.asarray(targets)
     keep = targets != ignore_index if ignore_index is not None else xp.ones(targets.shape, bool)

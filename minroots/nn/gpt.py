@@ -35,7 +35,7 @@ from minroots.nn.module import Module, ModuleList
 from minroots.nn.positional import LearnedPositionalEmbedding
 from minroots.nn.serialization import load_model, save_model
 from minroots.nn.transformer_block import TransformerBlock
-from minroots.validation import known_keys, multiple_of, positive_int, real, token_ids
+from minroots.validation import boolean, known_keys, multiple_of, positive_int, real, token_ids
 
 __all__ = ["TransformerConfig", "TransformerModel"]
 
@@ -62,6 +62,9 @@ class TransformerConfig:
             positive_int("TransformerConfig", name, getattr(self, name))
         multiple_of("TransformerConfig", "n_embd", self.n_embd, "n_head", self.n_head)
         real("TransformerConfig", "dropout", self.dropout, low=0, high=1, high_open=True)
+        boolean("TransformerConfig", "bias", self.bias)  # "no" would otherwise be truthy
+        boolean("TransformerConfig", "tie_weights", self.tie_weights)
+        real("TransformerConfig", "layer_norm_eps", self.layer_norm_eps, low=0, low_open=True)
 
     @classmethod
     def from_dict(cls, d: dict) -> TransformerConfig:

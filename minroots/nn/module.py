@@ -28,6 +28,7 @@ import numpy as np
 
 from minroots import backend as B
 from minroots.autograd import Tensor
+from minroots.validation import shown
 
 __all__ = ["Parameter", "Module", "ModuleList", "Sequential"]
 
@@ -191,7 +192,7 @@ class Module:
         if device is not None:
             B.backend_name(device, "to")  # an unknown name fails before anything moves
         if dtype is not None and np.dtype(dtype).kind != "f":
-            raise TypeError(f"to: dtype must be a floating dtype, got {dtype!r}")
+            raise TypeError(f"to: dtype must be a floating dtype, got {shown(dtype)}")
 
         def convert(a):
             if device is not None:

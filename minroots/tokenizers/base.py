@@ -23,6 +23,7 @@ import os
 from collections.abc import Iterable
 
 from minroots.persistence import read_json, write_text
+from minroots.validation import shown
 
 __all__ = ["Tokenizer", "load", "register_tokenizer", "check_text", "check_ids_iterable"]
 
@@ -45,7 +46,11 @@ def check_text(text, name: str = "text", where: str = "encode") -> str:
 
 def check_ids_iterable(where: str, ids) -> None:
     """A ``TypeError`` unless ``ids`` is a sequence of ids (a list, an array), not text or a number."""
-    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+    if (
+        isinstance(ids, (str, bytes))
+        or not isinstance(ids, Iterable)
+        or getattr(ids, "ndim", 1) == 0
+    ):
         raise TypeError(f"{where}: ids must be a sequence of integer ids, got {type(ids).__name__}")
 
 
@@ -163,7 +168,9 @@ def load(path: str | os.PathLike) -> Tokenizer:
     kind = data.pop("type")
     if kind not in _REGISTRY:
         known = ", ".join(repr(k) for k in sorted(_REGISTRY))
-        raise ValueError(f"tokenizers.load: {path!r}: type must be one of {known}, got {kind!r}")
+        raise ValueError(
+            f"tokenizers.load: {path!r}: type must be one of {known}, got {shown(kind)}"
+        )
     try:
         return _REGISTRY[kind].from_dict(data)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:

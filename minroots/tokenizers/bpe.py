@@ -65,6 +65,7 @@ from minroots.tokenizers.interop import (
     token_to_bytes,
 )
 from minroots.tokenizers.patterns import PATTERNS, compile_pattern, findall, resolve_pattern
+from minroots.validation import shown
 
 __all__ = ["BPETokenizer", "train_tokenizer_file", "reference_train", "count_pairs", "merge_pair"]
 
@@ -241,7 +242,7 @@ class BPETokenizer(Tokenizer):
             )
         if not isinstance(min_frequency, int) or min_frequency < 1:
             raise ValueError(
-                f"BPETokenizer.train: min_frequency must be an int >= 1, got {min_frequency!r}"
+                f"BPETokenizer.train: min_frequency must be an int >= 1, got {shown(min_frequency)}"
             )
         _number_specials(specials, 0)  # validates the strings
         word_counts = count_words(texts_or_files, self._split, specials)
@@ -532,7 +533,9 @@ def _index_vocab(vocab: dict[int, bytes]) -> dict[bytes, int]:
     bytes_to_id = {}
     for i, tok in vocab.items():
         if not isinstance(tok, bytes) or not tok:
-            raise ValueError(f"BPETokenizer: vocab token {i} must be non-empty bytes, got {tok!r}")
+            raise ValueError(
+                f"BPETokenizer: vocab token {i} must be non-empty bytes, got {shown(tok)}"
+            )
         if tok in bytes_to_id:
             raise ValueError(f"BPETokenizer: vocab ids {bytes_to_id[tok]} and {i} both are {tok!r}")
         bytes_to_id[tok] = i
@@ -566,7 +569,7 @@ def _pair_tables(vocab, bytes_to_id, merges, merge_rule: str):
                     pair_new[(a, b)] = new
     else:
         raise ValueError(
-            f"BPETokenizer: merge_rule must be 'merges' or 'ranks', got {merge_rule!r}"
+            f"BPETokenizer: merge_rule must be 'merges' or 'ranks', got {shown(merge_rule)}"
         )
     return pair_rank, pair_new
 
@@ -575,7 +578,7 @@ def _check_specials(specials: dict[str, int], vocab, bytes_to_id) -> None:
     """Special tokens: non-empty strings with ids of their own that no learned token has."""
     for s, i in specials.items():
         if not isinstance(s, str) or not s:
-            raise ValueError(f"BPETokenizer: special_tokens must be non-empty str, got {s!r}")
+            raise ValueError(f"BPETokenizer: special_tokens must be non-empty str, got {shown(s)}")
         if isinstance(i, bool) or not isinstance(i, int) or i < 0:
             raise ValueError(f"BPETokenizer: the id of special token {s!r} must be an int >= 0, got "
                              f"{i!r}")  # fmt: skip
@@ -599,7 +602,7 @@ def _check_id_range(vocab: dict, specials: dict) -> None:
             if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < limit:
                 raise ValueError(f"BPETokenizer: every id of {what} must be an integer in [0, "
                                  f"{limit}) (the {len(vocab) + len(specials)} tokens and gaps of "
-                                 f"at most {MAX_ID_GAP}), got {i!r}")  # fmt: skip
+                                 f"at most {MAX_ID_GAP}), got {shown(i)}")  # fmt: skip
 
 
 def _number_specials(special_tokens, first_id: int) -> dict[str, int]:
@@ -614,7 +617,7 @@ def _number_specials(special_tokens, first_id: int) -> dict[str, int]:
     specials = list(special_tokens)
     for s in specials:
         if not isinstance(s, str) or not s:
-            raise ValueError(f"BPETokenizer: special_tokens must be non-empty str, got {s!r}")
+            raise ValueError(f"BPETokenizer: special_tokens must be non-empty str, got {shown(s)}")
     if len(set(specials)) != len(specials):
         raise ValueError(f"BPETokenizer: special_tokens must not repeat a token, got {specials}")
     return {s: first_id + k for k, s in enumerate(specials)}

@@ -25,6 +25,7 @@ import numbers
 from collections.abc import Iterable
 
 from minroots.tokenizers.base import Tokenizer, check_ids_iterable, check_text, register_tokenizer
+from minroots.validation import shown
 
 __all__ = ["CharTokenizer"]
 
@@ -54,18 +55,22 @@ class CharTokenizer(Tokenizer):
                 f"CharTokenizer: chars must be a str or a list of str, got {type(chars).__name__}"
             )
         if unk not in _UNK_MODES:
-            raise ValueError(f"CharTokenizer: unk must be one of {_UNK_MODES}, got {unk!r}")
+            raise ValueError(f"CharTokenizer: unk must be one of {_UNK_MODES}, got {shown(unk)}")
         if not isinstance(unk_token, str) or len(unk_token) != 1:
             raise ValueError(
-                f"CharTokenizer: unk_token must be a single character, got {unk_token!r}"
+                f"CharTokenizer: unk_token must be a single character, got {shown(unk_token)}"
             )
         chars = list(chars)
         for c in chars:
             if not isinstance(c, str) or len(c) != 1:
-                raise ValueError(f"CharTokenizer: chars must hold single characters, got {c!r}")
+                raise ValueError(
+                    f"CharTokenizer: chars must hold single characters, got {shown(c)}"
+                )
         if len(set(chars)) != len(chars):
             dup = next(c for c in chars if chars.count(c) > 1)
-            raise ValueError(f"CharTokenizer: chars must not repeat a character, got {dup!r} twice")
+            raise ValueError(
+                f"CharTokenizer: chars must not repeat a character, got {shown(dup)} twice"
+            )
         if unk == "replace" and unk_token not in chars:
             chars.append(unk_token)
         if not chars:
@@ -129,7 +134,7 @@ class CharTokenizer(Tokenizer):
         for i in ids:
             if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < n:
                 raise ValueError(
-                    f"CharTokenizer.decode: ids must be integers in [0, {n}), got {i!r}"
+                    f"CharTokenizer.decode: ids must be integers in [0, {n}), got {shown(i)}"
                 )
             out.append(chars[i])
         return "".join(out)
@@ -142,7 +147,7 @@ class CharTokenizer(Tokenizer):
     def id_to_token(self, id: int) -> str:
         if not (0 <= id < len(self.chars)):
             raise ValueError(
-                f"CharTokenizer.id_to_token: id must be in [0, {len(self.chars)}), got {id!r}"
+                f"CharTokenizer.id_to_token: id must be in [0, {len(self.chars)}), got {shown(id)}"
             )
         return self.chars[id]
 

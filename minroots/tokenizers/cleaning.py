@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 import regex
 
 from minroots.persistence import atomic_file
-from minroots.validation import did_you_mean
+from minroots.validation import did_you_mean, shown
 
 __all__ = [
     "normalize_unicode",
@@ -141,7 +141,7 @@ def drop_short_lines(text: str, min_chars: int = 10) -> str:
     """Remove lines with fewer than ``min_chars`` characters (after stripping spaces); blank
     lines are kept so paragraphs stay apart. Removes page numbers, stray headers, ..."""
     if not isinstance(min_chars, int) or min_chars < 0:
-        raise ValueError(f"drop_short_lines: min_chars must be an int >= 0, got {min_chars!r}")
+        raise ValueError(f"drop_short_lines: min_chars must be an int >= 0, got {shown(min_chars)}")
     lines = _check(text).split("\n")
     return "\n".join(ln for ln in lines if not ln.strip() or len(ln.strip()) >= min_chars)
 
@@ -200,7 +200,7 @@ def _resolve_step(step) -> Callable[[str], str]:
         name, kwargs = step
     else:
         raise TypeError(
-            f"clean: each step must be a name, (name, kwargs) or a function, got {step!r}"
+            f"clean: each step must be a name, (name, kwargs) or a function, got {shown(step)}"
         )
     if name not in STEPS:
         raise ValueError(f"clean: unknown step {name!r}{did_you_mean(name, STEPS)}; known: "
@@ -234,7 +234,7 @@ def read_text(path: str | os.PathLike, errors: str = "strict") -> str:
     """Read a UTF-8 file. ``errors="strict"``: raise :class:`InvalidUTF8Error` at the first bad
     byte; ``"replace"``: each bad sequence becomes U+FFFD. Line ends are kept as they are."""
     if errors not in ("strict", "replace"):
-        raise ValueError(f"read_text: errors must be 'strict' or 'replace', got {errors!r}")
+        raise ValueError(f"read_text: errors must be 'strict' or 'replace', got {shown(errors)}")
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"read_text: no such file {path!r}")

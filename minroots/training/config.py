@@ -43,7 +43,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from minroots.validation import check_fields
+from minroots.validation import check_fields, shown
 
 __all__ = ["TrainerConfig", "load_toml", "SCHEDULES", "DEVICES"]
 
@@ -142,13 +142,13 @@ class TrainerConfig:
             raise ValueError(f"{where}: clip_norm must be a number >= 0, got {self.clip_norm}")
         if self.schedule not in SCHEDULES:
             raise ValueError(
-                f"{where}: schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
+                f"{where}: schedule must be one of {', '.join(SCHEDULES)}, got {shown(self.schedule)}"
             )
         if self.schedule == "inverse_sqrt" and self.warmup < 1:
             raise ValueError(f"{where}: the inverse_sqrt schedule needs warmup >= 1")
         if self.device not in DEVICES:
             raise ValueError(
-                f"{where}: device must be one of {', '.join(DEVICES)}, got {self.device!r}"
+                f"{where}: device must be one of {', '.join(DEVICES)}, got {shown(self.device)}"
             )
         if self.out_dir == "":
             self.out_dir = None

@@ -29,7 +29,7 @@ from minroots.data import TextDataset, load_corpus
 from minroots.nn import TransformerConfig
 from minroots.tokenizers import load as load_tokenizer_file
 from minroots.training.config import TrainerConfig, load_toml, tomllib
-from minroots.validation import check_fields, did_you_mean, integer, positive_int, real
+from minroots.validation import check_fields, did_you_mean, integer, positive_int, real, shown
 
 __all__ = [
     "DataSettings",
@@ -168,7 +168,7 @@ def _merge(run: dict, data: dict, source: str) -> None:
                 + ", ".join(f"[{t}]" for t in TABLES)
             )
         if not isinstance(values, dict):
-            raise ValueError(f"{source}: {table} must be a table ([{table}]), got {values!r}")
+            raise ValueError(f"{source}: {table} must be a table ([{table}]), got {shown(values)}")
         run[table].update(values)
 
 
