@@ -5,6 +5,8 @@ Book chapter 7, "Training" (``book/07_training.md``);
 results in ``benchmarks/README.md``.
 
 Run:  python benchmarks/train_step.py [--configs small large] [--steps 20] [--warmup 3]
+      python benchmarks/train_step.py --device cuda --configs large xl   # CuPy vs PyTorch CUDA
+      (add --precision bf16 or fp16 for 16-bit products in both, chapter 13)
 
 Both models start from the same weights (GPT-2 initialization, copied from minroots into torch).
 Reported per config: tokens/s (median over timed steps), the minroots/PyTorch ratio, the step's
@@ -37,7 +39,38 @@ from minroots.optim import AdamW  # noqa: E402
 CONFIGS = {
     "small": (dict(vocab_size=65, block_size=128, n_layer=4, n_head=4, n_embd=128), 16),
     "large": (dict(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384), 8),
+    # GPT-2 small's body (12 x 768, context 1024): a size that keeps a GPU busy (--device cuda)
+    "xl": (dict(vocab_size=65, block_size=1024, n_layer=12, n_head=12, n_embd=768), 16),
 }
+DEVICE = {"name": "cpu", "precision": "float32"}  # set by --device/--precision in main()
+
+
+def _sync():
+    """Wait for queued GPU work, so that a step's time is its own (nothing to do on the CPU)."""
+    if DEVICE["name"] == "cuda":
+        import torch
+
+        minroots.backend.synchronize("cuda")
+        torch.cuda.synchronize()
+
+
+def _autocast_minroots():
+    from minroots.autograd.autocast import autocast
+
+    p = DEVICE["precision"]
+    return autocast(None if p == "float32" else minroots.backend.half_dtype(p, DEVICE["name"]))
+
+
+def _autocast_torch():
+    import contextlib
+
+    import torch
+
+    p = DEVICE["precision"]
+    if p == "float32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if p == "bf16" else torch.float16
+    return torch.autocast(DEVICE["name"], dtype=dtype)
 
 
 # ---------------------------------------------------------------------- the PyTorch reference
@@ -78,7 +111,7 @@ def torch_gpt(model: TransformerModel):
 
         def forward(self, idx, targets):
             t = idx.shape[1]
-            x = self.wte(idx) + self.wpe(torch.arange(t))
+            x = self.wte(idx) + self.wpe(torch.arange(t, device=idx.device))
             for block in self.h:
                 x = block(x)
             logits = self.lm_head(self.ln_f(x))
@@ -93,26 +126,30 @@ def torch_gpt(model: TransformerModel):
             tname = name
             for a, b in names.items():
                 tname = tname.replace(a, b)
-            theirs[tname].copy_(torch.from_numpy(np.array(p.data)))
-    return ref
+            theirs[tname].copy_(torch.from_numpy(minroots.backend.to_numpy(p.data)))
+    return ref.to(DEVICE["name"])
 
 
 # ---------------------------------------------------------------------- timing
 def matmul_peak_gflops(torch=None) -> tuple[float, float | None]:
-    """Best float32 GFLOP/s of a 2048^3 matmul: NumPy (OpenBLAS) and torch."""
-    n = 2048
+    """Best float32 GFLOP/s of a square matmul (2048 on the CPU, 8192 on a GPU): NumPy (OpenBLAS)
+    or CuPy, and torch."""
+    n = 8192 if DEVICE["name"] == "cuda" else 2048
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    best_np = max(_gflops(lambda: a @ a, n) for _ in range(5))
+    xa = minroots.backend.to_device(a, DEVICE["name"])
+    best_np = max(_gflops(lambda: xa @ xa, n) for _ in range(5))
     best_t = None
     if torch is not None:
-        ta = torch.from_numpy(a)
+        ta = torch.from_numpy(a).to(DEVICE["name"])
         best_t = max(_gflops(lambda: ta @ ta, n) for _ in range(5))
     return best_np, best_t
 
 
 def _gflops(fn, n):
+    _sync()
     t = time.perf_counter()
     fn()
+    _sync()
     return 2 * n**3 / (time.perf_counter() - t) / 1e9
 
 
@@ -125,17 +162,20 @@ def train_flops_per_token(cfg: dict) -> float:
 
 def make_step_minroots(cfg, batch, seed=0):
     minroots.manual_seed(seed)
-    model = TransformerModel(TransformerConfig(**cfg))
+    model = TransformerModel(TransformerConfig(**cfg)).to(DEVICE["name"])
     opt = AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
     rng = np.random.default_rng(seed)
     x = rng.integers(0, cfg["vocab_size"], (batch, cfg["block_size"]))
     y = rng.integers(0, cfg["vocab_size"], (batch, cfg["block_size"]))
+    xd, yd = (minroots.backend.to_device(a, DEVICE["name"]) for a in (x, y))
 
     def step():
-        _, loss = model(x, y)
-        model.zero_grad()
-        loss.backward()
+        with _autocast_minroots():
+            _, loss = model(xd, yd)
+            model.zero_grad()
+            loss.backward()
         opt.step()
+        _sync()
         return loss.item()
 
     return model, step, (x, y)
@@ -146,13 +186,15 @@ def make_step_torch(model, data):
 
     ref = torch_gpt(model)
     opt = torch.optim.AdamW(ref.parameters(), lr=1e-4, weight_decay=0.1)
-    x, y = (torch.from_numpy(a) for a in data)
+    x, y = (torch.from_numpy(a).to(DEVICE["name"]) for a in data)
 
     def step():
-        loss = ref(x, y)
+        with _autocast_torch():
+            loss = ref(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        _sync()
         return loss.item()
 
     return step
@@ -197,7 +239,10 @@ def run(config: str, steps: int, warmup: int, peak_np: float, peak_t, with_memor
     model, step_m, data = make_step_minroots(cfg, batch)
     step_t = make_step_torch(model, data)
     loss_m, loss_t = step_m(), step_t()  # the same weights and data: the same first loss
-    assert abs(loss_m - loss_t) < 1e-3, (loss_m, loss_t)
+    assert abs(loss_m - loss_t) < (1e-3 if DEVICE["precision"] == "float32" else 2e-2), (
+        loss_m,
+        loss_t,
+    )
     for _ in range(warmup):
         step_m(), step_t()
     times = {"minroots": [], "torch": []}
@@ -231,8 +276,21 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        choices=["cpu", "cuda"],
+        help="cuda: minroots on CuPy against PyTorch CUDA eager (no memory column)",
+    )
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        choices=["float32", "bf16", "fp16"],
+        help="16-bit products in both (minroots autocast, torch.autocast)",
+    )
     parser.add_argument("--memory-probe", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    DEVICE.update(name=args.device, precision=args.precision)
     if args.memory_probe:
         _memory_probe(args.memory_probe[0], args.memory_probe[1], int(args.memory_probe[2]))
         return
@@ -240,12 +298,15 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(int(THREADS))
     peak_np, peak_t = matmul_peak_gflops(torch)
-    print(f"threads={THREADS}  numpy {np.__version__}  torch {torch.__version__}  "
-          f"float32 matmul peak: NumPy {peak_np:.0f} GFLOP/s, torch {peak_t:.0f} GFLOP/s")  # fmt: skip
+    where = "NumPy" if args.device == "cpu" else "CuPy"
+    print(f"device={args.device} precision={args.precision} threads={THREADS}  numpy "
+          f"{np.__version__}  torch {torch.__version__}  float32 matmul peak: {where} "
+          f"{peak_np:.0f} GFLOP/s, torch {peak_t:.0f} GFLOP/s")  # fmt: skip
     print(f"{'config':<7} {'impl':<9} {'tok/s':>8} {'ms/step':>8} {'MFU':>6} {'peak MB':>8} "
           f"{'step MB':>8}  ratio")  # fmt: skip
     for config in args.configs:
-        r = run(config, args.steps, args.warmup, peak_np, peak_t, not args.no_memory)
+        memory = not args.no_memory and args.device == "cpu"
+        r = run(config, args.steps, args.warmup, peak_np, peak_t, memory)
         for name in ("minroots", "torch"):
             d = r[name]
             mem = (

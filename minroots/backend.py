@@ -52,6 +52,7 @@ __all__ = [
     "erf",
     "scatter_add",
 ]
+__all__ += ["cuda", "synchronize", "half_dtype"]  # chapter 13 (training at scale), kept apart
 
 _INSTALL_HINT = 'install it with `pip install "minroots[gpu]"` (CuPy for CUDA 12) on a machine with an NVIDIA GPU'
 
@@ -215,6 +216,57 @@ def scatter_add(target, index, values) -> None:
         cupyx.scatter_add(target, index, values)
     else:
         np.add.at(target, index, values)
+
+
+def cuda():
+    """CuPy's CUDA layer, ``cupy.cuda``: devices, streams, events and NCCL (``cuda().nccl``), for
+    the GPU communicator of :mod:`minroots.distributed` (chapter 13)."""
+    return _import_cupy().cuda
+
+
+def synchronize(device: str | None = None) -> None:
+    """Wait until the GPU has finished its queued work (nothing to wait for on the CPU); for
+    timing GPU code, whose calls return before the work is done."""
+    if backend_name(device or _state["name"], "synchronize") == "cupy":
+        _import_cupy().cuda.Device().synchronize()
+
+
+#: the 16-bit formats of mixed precision (chapter 13): name -> where the dtype comes from
+_HALF = {"fp16": "float16", "bf16": "bfloat16 (from ml_dtypes)"}
+
+
+def half_dtype(name: str, device: str | None = None):
+    """The 16-bit dtype ``"fp16"`` (IEEE half) or ``"bf16"`` (bfloat16) on a device's backend;
+    a RuntimeError that says what is missing when the backend lacks it.
+
+    NumPy has float16; bfloat16 comes from the ``ml_dtypes`` package (``minroots[bf16]``), which
+    CuPy also uses when it supports bfloat16 (CuPy 14 and later).
+
+    >>> half_dtype("fp16")
+    dtype('float16')
+    """
+    if name not in _HALF:
+        raise ValueError(f"half_dtype: name must be 'fp16' or 'bf16', got {name!r}")
+    backend = backend_name(device or _state["name"], "half_dtype")
+    if name == "fp16":
+        return np.dtype(np.float16)
+    try:
+        import ml_dtypes  # optional (the "bf16" extra): NumPy's dtype extension for bfloat16
+    except ImportError:
+        raise RuntimeError(
+            'half_dtype: precision="bf16" needs the ml_dtypes package for the bfloat16 dtype; install it with '
+            '`pip install "minroots[bf16]"`, or use precision="fp16" or "float32"'
+        ) from None
+    dtype = np.dtype(ml_dtypes.bfloat16)
+    if backend == "cupy":
+        try:
+            _import_cupy().zeros(2, dtype=dtype).sum()
+        except Exception:  # noqa: BLE001 - CuPy without bfloat16 raises various errors
+            raise RuntimeError(
+                'half_dtype: precision="bf16" needs CuPy with bfloat16 support (CuPy 14 or later) on '
+                'device="cuda"; this CuPy lacks it: upgrade CuPy or use precision="fp16"'
+            ) from None
+    return dtype
 
 
 def get_rng_state() -> dict:

@@ -3,7 +3,7 @@ r"""Named arrays on disk: safetensors files with tied aliases and metadata, and 
 Book chapter 7, "Training" (``book/07_training.md``, section 7.5); tests in
 ``tests/test_persistence.py``. Every file minroots saves goes through this module: model weights
 and configs (:mod:`minroots.nn.serialization`), optimizer state
-(:meth:`minroots.optim.Optimizer.save_state`) and checkpoints (:mod:`minroots.training.checkpoint`).
+(:meth:`minroots.optim.optimizer.Optimizer.save_state`) and checkpoints (:mod:`minroots.training.checkpoint`).
 
 **safetensors.** A file is an 8-byte header length, a JSON header (each array's dtype, shape and
 byte range, and a ``"__metadata__"`` dict of strings), then the raw little-endian bytes. Reading
@@ -13,7 +13,7 @@ one reads data; it cannot run code, unlike a pickle.
 ``wte.weight``). :func:`save_arrays` with ``tied=True`` writes such an array once, under its first
 name, and puts the other names in the metadata as JSON, ``"tied": '{"lm_head.weight":
 "wte.weight"}'``; :func:`load_arrays` gives each alias back as the very same array. "The same
-array" means the same object, as :meth:`minroots.nn.Module.state_dict` returns a shared
+array" means the same object, as :meth:`minroots.nn.module.Module.state_dict` returns a shared
 parameter's data under each of its names:
 
 >>> w = np.zeros(3)
@@ -163,7 +163,7 @@ def _get_tensor(f, name: str, path: str):
     """One tensor of an open safetensors file; a dtype NumPy cannot hold is a clear error."""
     try:
         return f.get_tensor(name)
-    except TypeError:  # NumPy has no bfloat16 (nor the float8 types)
+    except (TypeError, AttributeError):  # NumPy has no bfloat16 (without ml_dtypes), no float8
         dtype = f.get_slice(name).get_dtype()
         raise ValueError(f"{path!r}: tensor {name!r} has dtype {dtype}, which NumPy cannot hold; "
                          "convert the file to float32 or float16 first") from None  # fmt: skip

@@ -251,6 +251,27 @@ def test_grader_without_pytest_timeout_says_so(monkeypatch):
         grade_module._require_pytest()
 
 
+def test_grading_without_pytest_exits_non_zero_naming_it(tmp_path, monkeypatch, capsys):
+    """Not "0/0 for every task, exit 0": one line that names pytest and how to install it."""
+    real = grade_module.importlib.util.find_spec
+    monkeypatch.setattr(grade_module.importlib.util, "find_spec",
+                        lambda name: None if name.startswith("pytest") else real(name))  # fmt: skip
+    assert main(["assignments", "grade", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("minroots: error: assignments grade: ")
+    assert "grading needs pytest, pytest_timeout" in err and "pip install pytest" in err
+
+
+def test_the_score_table_shows_whole_titles():
+    title = "a title of sixty characters, longer than the forty of before"
+    score = grade_module.TaskScore("9.9", title, 9, 3, 4, 7.5, 10)
+    table = format_table([score])
+    assert title in table and len(title) == 60
+    rows = table.splitlines()
+    # the title column is as wide as the title: the header's next column starts after it
+    assert rows[0].index("tests") > rows[1].index(title) + len(title) < rows[1].index("3/4")
+
+
 # --- the grader survives what a student's code can do -------------------------------------------
 _HOSTILE_TESTS = """
 import os, signal, time

@@ -1,12 +1,16 @@
 """The ``minroots`` command line: smoke runs on the tiny preset, --help everywhere, one-line errors."""
 
+import argparse
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from minroots.cli import build_parser, list_presets, load_run_config, main, parse_override
+from minroots.data import list_corpora
 
 TINY = ["train", "--preset", "tiny"]
 
@@ -48,7 +52,33 @@ def test_train_tiny_preset_end_to_end(tmp_path, capsys):
         "step-00000010",
         "step-00000020",
     ]
-    assert main(TINY) == 0  # rerunning the preset replaces its default folder
+
+
+def test_training_again_into_a_run_is_refused_like_the_trainer(tmp_path, capsys):
+    """One run-folder policy for the CLI and the API: never replace a run silently."""
+    args = [*TINY, "max_steps=2", "sample.max_new_tokens=0"]
+    assert main(args) == 0  # the preset's default folder, runs/tiny
+    capsys.readouterr()
+    assert main(args) == 2
+    message = one_line_error(capsys)
+    assert "runs/tiny already holds a run" in message
+    assert all(option in message for option in ("--resume", "--overwrite", "--out DIR"))
+    assert main([*args, "--overwrite"]) == 0
+    assert "done: 2 steps" in capsys.readouterr().out
+
+    from minroots.training import Trainer, TrainerConfig
+
+    config = TrainerConfig(max_steps=2, log_interval=0, out_dir="runs/tiny")
+    with pytest.raises(FileExistsError, match="already holds checkpoints.*overwrite=True"):
+        Trainer(_tiny_model(), "shakespeare", config=config).train()
+
+
+def _tiny_model():
+    from minroots.nn import TransformerConfig, TransformerModel
+
+    return TransformerModel(
+        TransformerConfig(vocab_size=80, block_size=8, n_layer=1, n_head=1, n_embd=8)
+    )
 
 
 def test_overrides_config_file_and_resume(tmp_path, capsys):
@@ -101,6 +131,22 @@ def test_generate_streams_text(trained, capsys):
     assert again == 0 and capsys.readouterr().out == out
 
 
+def test_generate_draws_a_fresh_seed_and_says_which(trained, capsys):
+    args = ["generate", "--checkpoint", str(trained), "--prompt", "KING", "--max-new-tokens", "30"]
+    samples = []
+    for _ in range(2):
+        assert main(args) == 0
+        captured = capsys.readouterr()
+        seed = int(captured.err.split("--seed ")[1].split()[0])
+        assert f"minroots generate: seed {seed} (--seed {seed} repeats this sample)" in captured.err
+        samples.append((seed, captured.out))
+    assert samples[0][0] != samples[1][0]  # two draws of 32 random bits
+    for seed, text in samples:  # the printed seed repeats the sample
+        assert main([*args, "--seed", str(seed)]) == 0
+        captured = capsys.readouterr()
+        assert captured.out == text and captured.err == ""
+
+
 def test_eval_perplexity(trained, tmp_path, capsys):
     text = tmp_path / "held_out.txt"
     text.write_text("The king is dead, long live the king.\n" * 5, encoding="utf-8")
@@ -143,7 +189,7 @@ def test_help_everywhere(argv, capsys):
         ([*TINY, "lrr=0.1"], "unknown key 'lrr' (did you mean 'lr'?)"),
         ([*TINY, "lr=fast"], "lr must be a float, got 'fast'"),
         ([*TINY, "max_steps"], "must look like key=value"),
-        (["train", "--preset", "huge"], "unknown preset 'huge'; available: default, tiny"),
+        (["train", "--preset", "huge"], "unknown preset 'huge'; available: default, tang, tiny"),
         (["train", "--config", "missing.toml"], "missing.toml"),
         (["generate", "--checkpoint", "nowhere"], "resolve_checkpoint: 'nowhere' does not exist"),
         (["generate"], "required: --checkpoint"),
@@ -168,10 +214,115 @@ def test_bad_values_in_generate_and_eval(trained, tmp_path, capsys):
     odd = tmp_path / "odd.txt"
     odd.write_text("\u4e2d\u6587 characters the model never saw", encoding="utf-8")
     assert main(["eval", "perplexity", "--checkpoint", str(trained), "--input", str(odd)]) == 2
-    assert "not in the vocabulary" in one_line_error(capsys)
-    assert main(["generate", "--checkpoint", str(trained), "--prompt", "\u20ac"]) == 2
+    message = one_line_error(capsys)  # names the option, the file, the character and the line
+    assert f"--input {odd}: character '\u4e2d' (U+4E2D) on line 1 is not in" in message
+    assert "unk=" not in message  # no Python-only advice
+    assert main(["generate", "--checkpoint", str(trained), "--prompt", "ab\u20ac"]) == 2
     message = one_line_error(capsys)
-    assert "--prompt" in message and "knows only the characters" in message
+    assert "--prompt: character '\u20ac' (U+20AC) at position 2" in message
+    assert "knows only the characters" in message and "unk=" not in message
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["train", "--steps", "10"], "did you mean max_steps=10? (see 'minroots train --help')"),
+        (["train", "--max-steps=5"], "did you mean max_steps=5? (see 'minroots train --help')"),
+        (["train", "--frobnicate"], "key=value, e.g. max_steps=100 (see 'minroots train --help')"),
+        (["eval", "bleu", "--hyp", "h", "--ref", "r", "--bogus"], "(see 'minroots eval bleu --help')"),
+        (["generate", "--checkpoint", "x", "-z"], "-z (see 'minroots generate --help')"),
+    ],
+)  # fmt: skip
+def test_unknown_options_point_at_the_command_help(argv, expected, capsys):
+    assert main(argv) == 2
+    message = one_line_error(capsys)
+    assert message.startswith("minroots: error: unrecognized arguments: ") and expected in message
+
+
+def test_a_closed_pipe_stops_generate_quietly(trained):
+    """``minroots generate ... | head``: no error message, the status of a tool killed by SIGPIPE."""
+    prompt = "the " * 25_000  # 100 KB: more than a pipe holds, so the write meets the closed pipe
+    cmd = [sys.executable, "-m", "minroots", "generate", "--checkpoint", str(trained), "--prompt",
+           prompt, "--max-new-tokens", "5"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.read(10) == b"the the th"
+    proc.stdout.close()  # what `head` does once it has its lines
+    assert proc.wait(timeout=120) == 141
+    assert proc.stderr.read() == b""
+    proc.stderr.close()
+
+
+def _parsers(parser, path=("minroots",)):
+    """Every (sub-)command's parser with its command line, e.g. ``("minroots", "eval", "bleu")``."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+def test_every_command_and_option_has_a_help_text():
+    for path, parser in _parsers(build_parser()):
+        assert parser.description, f"{' '.join(path)} has no description in --help"
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                continue
+            if isinstance(action, argparse._SubParsersAction):  # the list of sub-commands
+                for choice in action._choices_actions:
+                    assert choice.help, f"{' '.join(path)} {choice.dest} has no help in the list"
+                continue
+            name = "/".join(action.option_strings) or action.dest
+            assert action.help, f"{' '.join(path)}: {name} has no help text"
+    chrf = dict(_parsers(build_parser()))[("minroots", "eval", "chrf")].format_help()
+    assert "0 for chrF (the default), 2 for chrF++" in " ".join(chrf.split())
+
+
+# How an editable install (`pip install -e .`) finds minroots: a finder that Python asks after
+# it has searched sys.path, so an empty folder named minroots in the current folder wins.
+_EDITABLE_FINDER = """
+import importlib.machinery, importlib.util, sys
+from pathlib import Path
+
+class Editable:
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name.split(".")[0] != "minroots":
+            return None
+        base = Path({repo!r}).joinpath(*name.split("."))
+        if (base / "__init__.py").is_file():
+            return importlib.util.spec_from_file_location(
+                name, base / "__init__.py", submodule_search_locations=[str(base)])
+        if base.with_suffix(".py").is_file():
+            return importlib.util.spec_from_file_location(name, base.with_suffix(".py"))
+        return None
+
+sys.meta_path.insert(sys.meta_path.index(importlib.machinery.PathFinder) + 1, Editable)
+"""
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["from minroots.assignments import make_student_copy", "import runpy; runpy.run_module("
+     "'minroots', run_name='__main__')"],
+    ids=["assignments", "python -m minroots"],
+)  # fmt: skip
+def test_a_folder_named_minroots_that_hides_the_package_is_named(tmp_path, code):
+    """Run from the folder that contains a checkout: the error says so, and what to do."""
+    (tmp_path / "minroots").mkdir()  # a checkout's folder: no __init__.py in it
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    script = _EDITABLE_FINDER.format(repo=repo) + code + "\n"
+    result = subprocess.run([sys.executable, "-c", script, "--version"], capture_output=True,
+                            text=True, timeout=120, cwd=tmp_path, env=env)  # fmt: skip
+    message = result.stderr.strip().splitlines()[-1]
+    assert result.returncode != 0
+    assert f"the folder {tmp_path / 'minroots'} hides the minroots package" in message
+    assert "run from inside the checkout (cd minroots) or from any other folder" in message
+    if "runpy" in code:  # the command line says it on one line
+        assert result.returncode == 2 and message.startswith(
+            "minroots: error: import minroots: the folder"
+        )
+        assert "Traceback" not in result.stderr
 
 
 def test_parse_override():
@@ -187,7 +338,7 @@ def test_presets_are_valid():
     assert {"default", "tiny"} <= set(list_presets())
     for name in list_presets():
         run = load_run_config(name)
-        assert run["data"].corpus == "shakespeare"
+        assert run["data"].corpus in list_corpora("text")  # shakespeare; tang300 for "tang"
         assert run["train"]["max_steps"] >= 1
 
 

@@ -32,9 +32,10 @@ def test_bundled_corpora_found_through_importlib_resources():
     root = resources.files("minroots.corpora")
     assert (root / "shakespeare.txt").is_file()
     assert DEFAULT_CORPUS == "shakespeare"
-    assert set(list_corpora()) == {"shakespeare", "en_es", "debian_summaries", "dialogue_en"}
-    assert list_corpora("text") == ["shakespeare"]
-    assert list_corpora("pairs") == ["debian_summaries", "dialogue_en", "en_es"]
+    assert set(list_corpora()) == {"shakespeare", "en_es", "debian_summaries", "dialogue_en",
+                                   "tang300", "song100", "en_zh"}  # fmt: skip
+    assert list_corpora("text") == ["shakespeare", "song100", "tang300"]
+    assert list_corpora("pairs") == ["debian_summaries", "dialogue_en", "en_es", "en_zh"]
     assert load_corpus("shakespeare") == (root / "shakespeare.txt").read_text(encoding="utf-8")
 
 
@@ -188,7 +189,7 @@ def test_wheel_includes_the_corpora(tmp_path):
     repo = Path(__file__).resolve().parents[1]
     src = tmp_path / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(repo / name, src / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(repo / "minroots", src / "minroots", ignore=ignore)
@@ -199,6 +200,7 @@ def test_wheel_includes_the_corpora(tmp_path):
         pytest.skip(f"could not build a wheel offline: {result.stderr.decode()[-300:]}")
     (wheel,) = (tmp_path / "dist").glob("minroots-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for f in ("shakespeare.txt", "en_es.tsv", "debian_summaries.jsonl", "README.md"):
+    for f in ("shakespeare.txt", "en_es.tsv", "debian_summaries.jsonl", "README.md",
+              "tang300.txt", "COPYING.poems"):  # fmt: skip
         assert f"minroots/corpora/{f}" in names
     assert "minroots/data/corpus.py" in names

@@ -46,7 +46,8 @@ ALLOWED = {
 # an ArgumentTypeError; SystemExit carries an exit status; KeyboardInterrupt a note.
 FRAMED = {"ArgumentTypeError", "SystemExit", "KeyboardInterrupt"}
 # Functions that build a styled message (their own literals are scanned where they are written).
-BUILDERS = {"named_os_error", "reworded_os_error", "_os_error_of", "_diverged", "_usage_error"}
+BUILDERS = {"named_os_error", "reworded_os_error", "_os_error_of", "_diverged", "_usage_error",
+            "_failure"}  # fmt: skip
 
 
 def template(node) -> str | None:
@@ -86,26 +87,61 @@ def is_reraise_of_message(node) -> bool:
             and isinstance(node.args[0], ast.Name))  # fmt: skip
 
 
+def is_exception_class(node) -> bool:
+    return isinstance(node, ast.ClassDef) and any(
+        getattr(b, "id", "").endswith(("Error", "Exception", "Warning")) for b in node.bases
+    )
+
+
+def super_init_calls(cls):
+    for call in ast.walk(cls):
+        if (isinstance(call, ast.Call) and name_of(call) == "__init__"
+                and isinstance(call.func.value, ast.Call)
+                and name_of(call.func.value) == "super" and call.args):  # fmt: skip
+            yield call
+
+
+def relayed_messages() -> dict:
+    """Exception classes that take their message as an argument and hand it to
+    ``super().__init__`` (``APIError(status, message, ...)``): ``{class: (position, name)}``.
+    Every call of such a class is scanned at that argument, wherever it is built."""
+    relayed = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for cls in filter(is_exception_class, ast.walk(ast.parse(path.read_text("utf-8")))):
+            init = next((f for f in cls.body if getattr(f, "name", "") == "__init__"), None)
+            params = [a.arg for a in init.args.args[1:]] if init is not None else []
+            for call in super_init_calls(cls):
+                if isinstance(call.args[0], ast.Name) and call.args[0].id in params:
+                    relayed[cls.name] = (params.index(call.args[0].id), call.args[0].id)
+    return relayed
+
+
+def relayed_argument(call, position: int, name: str):
+    if len(call.args) > position:
+        return call.args[position]
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
 def messages():
     """``(file, line, exception, message node, kind)`` for every message in the package."""
+    relayed = relayed_messages()
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE).as_posix()
         for node in ast.walk(ast.parse(path.read_text("utf-8"))):
-            if isinstance(node, ast.Raise) and node.exc is not None:
+            if isinstance(node, ast.Call) and name_of(node) in relayed:
+                message = relayed_argument(node, *relayed[name_of(node)])
+                yield rel, node.lineno, name_of(node), message, "raise"
+            elif isinstance(node, ast.Raise) and node.exc is not None:
                 exc = node.exc
                 if not isinstance(exc, ast.Call):
                     yield rel, node.lineno, getattr(exc, "id", ast.unparse(exc)), None, "bare"
                     continue
-                first = exc.args[0] if exc.args else None
-                yield rel, node.lineno, name_of(exc), first, "raise"
-            elif isinstance(node, ast.ClassDef) and any(
-                getattr(b, "id", "").endswith(("Error", "Exception", "Warning")) for b in node.bases
-            ):
-                for call in ast.walk(node):
-                    if (isinstance(call, ast.Call) and name_of(call) == "__init__"
-                            and isinstance(call.func.value, ast.Call)
-                            and name_of(call.func.value) == "super" and call.args):  # fmt: skip
-                        yield rel, call.lineno, node.name, call.args[0], "class"
+                if name_of(exc) not in relayed:  # those are scanned as calls, above
+                    first = exc.args[0] if exc.args else None
+                    yield rel, node.lineno, name_of(exc), first, "raise"
+            elif is_exception_class(node) and node.name not in relayed:
+                for call in super_init_calls(node):
+                    yield rel, call.lineno, node.name, call.args[0], "class"
             elif isinstance(node, ast.Call) and name_of(node) == "reworded_os_error":
                 if len(node.args) == 2:
                     yield rel, node.lineno, "OSError", node.args[1], "builder"
@@ -119,6 +155,11 @@ def classify():
     # classes that word their own message in __init__ (scanned there, as kind "class")
     wording = {exc for _, _, exc, _, kind in sites if kind == "class"}
     for rel, line, exc, first, kind in sites:
+        if kind == "bare" and exc[:1].islower():
+            # `raise first`: an exception caught elsewhere (another thread's) raised again; its
+            # message was worded, and is scanned, where it was created
+            counts["reraised"] += 1
+            continue
         if kind == "bare":
             # abstract methods, and the internal signal of validation._coerce (caught at once)
             assert exc == "NotImplementedError" or rel == "validation.py", (rel, line, exc)

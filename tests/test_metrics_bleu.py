@@ -282,3 +282,57 @@ def test_zh_character_ranges_match_sacrebleu_everywhere():
 
     wrong = [hex(c) for c in range(0x30000) if bt.is_chinese_char(chr(c)) != theirs(chr(c))]
     assert wrong == []
+
+
+def _parameters(fn):
+    import inspect
+
+    return inspect.signature(fn).parameters.values()
+
+
+def assert_same_meaning(ours, theirs):
+    """Whatever can be passed to both functions means the same: minroots' positional parameters
+    are a prefix of the reference's (same names), and shared names have the same defaults."""
+    positional = [p.name for p in _parameters(ours) if p.kind == p.POSITIONAL_OR_KEYWORD]
+    their_names = [p.name for p in _parameters(theirs) if p.name != "self"]
+    assert positional == their_names[: len(positional)], (positional, their_names)
+    their_defaults = {p.name: p.default for p in _parameters(theirs)}
+    for p in _parameters(ours):
+        if p.name in their_defaults and p.default is not p.empty:
+            assert p.default == their_defaults[p.name], (ours.__name__, p.name)
+
+
+@pytest.mark.parity
+def test_signatures_mean_what_sacrebleus_mean():
+    sacrebleu = pytest.importorskip("sacrebleu")
+    from sacrebleu.metrics.bleu import BLEU
+
+    from minroots.metrics.chrf import corpus_chrf, sentence_chrf
+
+    assert_same_meaning(corpus_bleu, sacrebleu.corpus_bleu)
+    assert_same_meaning(sentence_bleu, sacrebleu.sentence_bleu)
+    assert_same_meaning(bleu_from_statistics, BLEU.compute_bleu)
+    assert_same_meaning(corpus_chrf, sacrebleu.corpus_chrf)
+    assert_same_meaning(sentence_chrf, sacrebleu.sentence_chrf)
+    with pytest.raises(TypeError):  # sacrebleu's third positional is smooth_method
+        corpus_bleu(["a b"], [["a b"]], "none")
+    with pytest.raises(TypeError):  # sacrebleu's sixth positional is remove_whitespace
+        corpus_chrf(["a b"], [["a b"]], 6, 0, 2, True)
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize(
+    "stats",
+    [
+        ([2, 0, 0, 0], [7, 6, 5, 4], 7, 6),
+        ([5, 3, 0, 0], [6, 5, 4, 3], 6, 8),
+        ([3, 1, 0], [3, 2, 1], 3, 3),
+    ],
+)
+def test_bleu_from_statistics_defaults_match_compute_bleu(stats):
+    pytest.importorskip("sacrebleu")
+    from sacrebleu.metrics.bleu import BLEU
+
+    order = {"max_ngram_order": len(stats[0])}
+    assert_same_bleu(bleu_from_statistics(*stats, **order), BLEU.compute_bleu(*stats, **order))
+    assert bleu_from_statistics(*stats, **order).score == 0.0  # a zero count, no smoothing

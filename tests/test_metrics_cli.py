@@ -69,12 +69,13 @@ def test_rouge_means_and_bootstrap(files, capsys):
     result = json.loads(capsys.readouterr().out)
     scorer = RougeScorer(["rouge1", "rougeL"], use_stemmer=True)
     f1 = [scorer.score(r, h)["rouge1"].fmeasure for h, r in zip(HYPS, REFS, strict=True)]
-    assert result["rouge1"]["fmeasure"] == pytest.approx(sum(f1) / len(f1))
+    assert result["rouge1"]["fmeasure"] == pytest.approx(100 * sum(f1) / len(f1))  # 0-100
     assert result["rouge1"]["fmeasure_low"] <= result["rouge1"]["fmeasure"] + 1e-12
     assert result["rouge1"]["fmeasure"] <= result["rouge1"]["fmeasure_high"] + 1e-12
     assert run(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == ["rouge1", "rougeL"]
+    assert f"F = {result['rouge1']['fmeasure']:.2f}" in lines[0]  # the text shows the JSON's scale
 
 
 def test_rouge_sentence_separator_feeds_rouge_lsum(files, capsys):
@@ -86,7 +87,7 @@ def test_rouge_sentence_separator_feeds_rouge_lsum(files, capsys):
     run([*base, "--sentence-separator", "<n>"])
     split = json.loads(capsys.readouterr().out)["rougeLsum"]["fmeasure"]
     expected = RougeScorer(["rougeLsum"]).score("a b \n c", "b a \n c")["rougeLsum"].fmeasure
-    assert split == pytest.approx(expected) and plain != split
+    assert split == pytest.approx(100 * expected) and plain != split
 
 
 def test_bad_files_give_clear_errors(files, tmp_path):

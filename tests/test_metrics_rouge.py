@@ -17,6 +17,9 @@ from minroots.metrics.porter import measure, porter_stem
 from minroots.metrics.rouge import RougeScorer, Score, lcs_length, lcs_table, rouge_tokenize
 
 ALL_TYPES = ["rouge1", "rouge2", "rouge3", "rougeL", "rougeLsum"]
+# Texts that lose every token ("我", "!") are part of the checks here; the warning they raise is
+# tested in tests/test_metrics_rouge_cjk.py.
+pytestmark = pytest.mark.filterwarnings("ignore:RougeScorer.*no tokens:UserWarning")
 
 # Words whose stems collide (running/runs, happiness/happy), punctuation, digits, casing, and
 # non-ASCII letters that rouge-score's tokenizer drops or lowercases into ASCII (the Kelvin sign).
@@ -135,9 +138,12 @@ def test_split_summaries_and_custom_tokenizer():
     assert s.fmeasure == pytest.approx(1.0)
 
 
-def test_any_n():
-    s = RougeScorer(["rouge12"]).score(" ".join("abcdefghijklm"), " ".join("abcdefghijklm"))
-    assert s["rouge12"].fmeasure == pytest.approx(1.0)
+def test_rouge_n_takes_one_digit_like_rouge_score():
+    tokens = " ".join("abcdefghijklm")
+    assert RougeScorer(["rouge9"]).score(tokens, tokens)["rouge9"].fmeasure == pytest.approx(1.0)
+    for name in ("rouge10", "rouge12", "rouge0", "rouge01", "rouge"):
+        with pytest.raises(ValueError, match=f"unknown ROUGE type '{name}'.*'rouge1' to 'rouge9'"):
+            RougeScorer([name])
 
 
 def test_bad_input_gives_clear_errors():
@@ -190,6 +196,17 @@ def test_score_multi_matches_rouge_score(targets, prediction):
     ours = RougeScorer(ALL_TYPES, use_stemmer=True).score_multi(targets, prediction)
     for name in ALL_TYPES:
         assert np.allclose(ours[name], theirs[name], rtol=0, atol=1e-12), name
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("name", ["rouge0", "rouge10", "rouge12", "rougeX", "rouge1 "])
+def test_rouge_types_refused_like_rouge_score(name):
+    """rouge-score refuses these names when it scores; minroots when the scorer is built."""
+    rouge_scorer = pytest.importorskip("rouge_score.rouge_scorer")
+    with pytest.raises(ValueError, match="rouge"):
+        rouge_scorer.RougeScorer([name]).score("a b c", "a b c")
+    with pytest.raises(ValueError, match=f"unknown ROUGE type {name!r}"):
+        RougeScorer([name])
 
 
 def _suffix_words(count: int, seed: int = 0) -> list[str]:

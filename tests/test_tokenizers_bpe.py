@@ -259,6 +259,37 @@ def test_special_tokens_like_tiktoken():
         tok.encode("x", allowed_special={"<|nope|>"})
 
 
+def test_token_to_id_and_id_to_token_are_inverses(trained):
+    for i in range(trained.vocab_size):  # learned tokens and the special one
+        assert trained.token_to_id(trained.id_to_token(i)) == i
+    assert trained.id_to_token(600 - 1) == b"<|endoftext|>"
+    assert trained.token_to_id(b"<|endoftext|>") == trained.token_to_id("<|endoftext|>") == 599
+    with pytest.raises(KeyError, match="not in the vocabulary"):
+        trained.token_to_id(b"<|endoftext|")
+
+
+def test_surrogates_are_joined_or_replaced_before_encoding(trained):
+    assert trained.encode("\ud83d\udc4d") == trained.encode("👍")  # a pair: its character
+    assert trained.encode("a\ud83d b") == trained.encode("a\ufffd b")  # a lone half: U+FFFD
+    assert trained.encode_ordinary("\udc4d\ud83d") == trained.encode_ordinary("\ufffd\ufffd")
+    assert trained.decode(trained.encode("\ud83d\udc4d")) == "👍"
+
+
+def test_batches_take_the_special_token_options(trained):
+    texts = ["a<|endoftext|>b", "c"]
+    assert trained.encode_batch(texts, allowed_special="all") == [
+        trained.encode(t, allowed_special="all") for t in texts
+    ]
+    assert trained.encode_ordinary_batch(texts) == [trained.encode_ordinary(t) for t in texts]
+    as_text = trained.encode_batch(texts, disallowed_special=())
+    assert as_text == trained.encode_ordinary_batch(texts)
+    with pytest.raises(ValueError, match="special token"):
+        trained.encode_batch(texts)
+    for method in (trained.encode_batch, trained.encode_ordinary_batch):
+        with pytest.raises(TypeError, match="single str"):
+            method("abc")
+
+
 def test_special_token_collisions_raise():
     with pytest.raises(ValueError, match="collides with learned token 97"):
         BPETokenizer(special_tokens=["a"])

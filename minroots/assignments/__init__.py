@@ -11,6 +11,7 @@ each task's tests (``pytest -m task2_1``) on their own, in a subprocess with tim
 limits, and scores them with partial credit.
 """
 
+import minroots.installation  # noqa: F401 - first: a folder that hides the package says so
 from minroots.assignments.grade import TaskScore, TestOutcome, check_copy, grade
 from minroots.assignments.manifest import Task, load_tasks
 from minroots.assignments.splice import replace_definitions, stub_functions

@@ -23,6 +23,7 @@ from pathlib import Path
 import minroots
 from minroots.assignments.manifest import Task, load_tasks
 from minroots.assignments.splice import stub_functions
+from minroots.installation import check_installation
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -40,13 +41,7 @@ _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest
 
 def package_dir() -> Path:
     """The folder of the imported ``minroots`` package (the reference library)."""
-    if minroots.__file__ is None:
-        raise RuntimeError(
-            f"package_dir: minroots is imported as a namespace package from "
-            f"{list(minroots.__path__)}, which "
-            "happens when Python runs in the folder that *contains* a minroots checkout; run it "
-            "from inside the checkout or from any other folder"
-        )
+    check_installation()  # minroots.__file__ is None when a folder hides the package
     return Path(minroots.__file__).resolve().parent
 
 

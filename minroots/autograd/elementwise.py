@@ -85,12 +85,27 @@ def div(a, b) -> Tensor:
 
 
 def pow(a, p) -> Tensor:
-    r"""Forward :math:`z = a^p`; backward :math:`\bar a = \bar z \, p \, a^{p-1}`, and for a tensor exponent :math:`\bar p = \bar z \, z \ln a`."""
+    r"""Forward :math:`z = a^p`; backward :math:`\bar a = \bar z \, p \, a^{p-1}`, and for a tensor exponent :math:`\bar p = \bar z \, z \ln a`.
+
+    At a zero base both products can meet :math:`0 \cdot \infty`; each then takes the value of its
+    limit, as PyTorch does:
+
+    * :math:`\bar a = 0` where :math:`p = 0`: :math:`a^0 = 1` does not depend on :math:`a`, although
+      :math:`p \, a^{p-1} = 0 \cdot 0^{-1}` at :math:`a = 0`;
+    * :math:`\bar p = 0` where :math:`a = 0` and :math:`p \ge 0`: :math:`0^p = 0` for every
+      :math:`p > 0` (the limit from the right at :math:`p = 0`), although
+      :math:`z \ln a = 0 \cdot (-\infty)`.
+
+    Elsewhere the rule is followed as written: :math:`\bar a = \infty` at :math:`a = 0` for
+    :math:`0 < p < 1`, :math:`\bar p = -\infty` at :math:`a = 0` for :math:`p < 0`.
+    """
     if isinstance(p, (int, float)):
         xp = B.get_array_module(a.data)
         out = a.data * a.data if p == 2 else xp.power(a.data, a.data.dtype.type(p))
 
         def backward_scalar(g):
+            if p == 0:  # the limit case: a**0 = 1 is constant
+                return (xp.zeros_like(a.data),)
             if p == 2:
                 return (g * 2 * a.data,)
             return (g * p * xp.power(a.data, a.data.dtype.type(p - 1)),)
@@ -102,12 +117,16 @@ def pow(a, p) -> Tensor:
     out = xp.power(a.data, p.data)
 
     def backward(g):
-        ga = (
-            unbroadcast(g * p.data * xp.power(a.data, p.data - 1), a.shape)
-            if a.requires_grad
-            else None
-        )
-        gp = unbroadcast(g * out * xp.log(a.data), p.shape) if p.requires_grad else None
+        ga = gp = None
+        if a.requires_grad:
+            # where p = 0 the exponent p - 1 becomes 0, so p * a**(p-1) is 0 * 1, never 0 * inf
+            safe_p = xp.where(p.data == 0, p.data.dtype.type(1), p.data)
+            ga = unbroadcast(g * p.data * xp.power(a.data, safe_p - 1), a.shape)
+        if p.requires_grad:
+            # where a = 0 and p >= 0 the log is taken of 1: z * ln(a) becomes z * 0
+            limit = (a.data == 0) & (p.data >= 0)
+            safe_a = xp.where(limit, a.data.dtype.type(1), a.data)
+            gp = unbroadcast(g * out * xp.log(safe_a), p.shape)
         return ga, gp
 
     return Tensor._make(out, (a, p), backward, "pow")

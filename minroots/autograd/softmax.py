@@ -46,7 +46,7 @@ def exp_shifted(x, axis=-1, out=None, fast_rows: bool = False):
     no finite maximum (all :math:`-\infty`: every key masked) uses :math:`m = 0`, so its ``E`` and
     ``s`` are 0 instead of NaN. ``out=x`` computes ``E`` in place.
 
-    ``fast_rows=True`` (last axis only) takes the row reductions of :mod:`minroots.autograd._rows`:
+    ``fast_rows=True`` (last axis only) takes the row reductions of ``minroots/autograd/_rows.py``:
     in NumPy about twice as fast on short float32 rows (attention scores), summed in another order,
     so the last bit of ``s`` can differ from ``x.sum``'s.
 

@@ -31,16 +31,23 @@ parsed arguments that returns the exit status, by convention the module's ``run`
 each of them.
 
 Errors the user can fix (a missing file, an unknown key, a wrong type) print one line,
-``minroots: error: ...``, and exit with status 2; a run that diverges exits with status 1.
+``minroots: error: ...``, and exit with status 2; a run that diverges exits with status 1. An
+unknown option points at the help of the command it was given to (``minroots train --help``),
+with the command's hint if it has one (``unrecognized_hint`` in its module). When the reader of
+the output goes away (``minroots generate ... | head``) the command stops quietly with status 141,
+as a command-line tool killed by SIGPIPE does.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import io
+import os
 import sys
 import warnings
 
+import minroots.installation  # noqa: F401 - first: a folder that hides the package says so
 from minroots import __version__
 from minroots.training.divergence import DivergenceError
 from minroots.training.run_config import list_presets, load_run_config, parse_override
@@ -56,6 +63,8 @@ COMMANDS = [
     "tokenizer",
     "eval",
     "assignments",
+    "serve",
+    "quantize",
 ]
 
 
@@ -87,17 +96,49 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"{PROG}: warning: {_one_line(message)}", file=file or sys.stderr)
 
 
+def _command_parser(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
+    """The parser of the (sub-)command that ``args`` selected: ``minroots eval bleu``'s, ..."""
+    while parser._subparsers is not None:
+        action = parser._subparsers._group_actions[0]
+        name = getattr(args, action.dest, None)
+        if name not in action.choices:
+            break
+        parser = action.choices[name]
+    return parser
+
+
+def _unrecognized(parser, args, extras: list[str], argv: list[str]) -> None:
+    """Exit with the usage error of the command that got ``extras``, with its module's hint."""
+    module = importlib.import_module(f"{__name__}.{args.command}")
+    hint = getattr(module, "unrecognized_hint", lambda extras, argv: "")(extras, argv)
+    _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at the null device, so that Python's last flush cannot fail again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass  # stdout is not a file (a test's capture): nothing will flush into a closed pipe
+
+
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 training failed, 2 bad input)."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            _unrecognized(parser, args, extras, argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return int(exc.code or 0)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             return int(args.func(args) or 0)
+    except BrokenPipeError:  # `minroots generate ... | head`: the reader has gone; stop quietly
+        _quiet_stdout()
+        return 128 + 13  # what a shell reports for a tool killed by SIGPIPE (signal 13)
     except DivergenceError as exc:
         print(f"{PROG}: training failed: {_one_line(exc)}", file=sys.stderr)
         return 1

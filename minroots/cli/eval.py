@@ -11,6 +11,10 @@ file is a reference for line ``i`` of ``--hyp``::
     minroots eval bleu  --hyp out.txt --ref ref.txt [--ref ref2.txt] [--tokenize intl] [--json]
     minroots eval chrf  --hyp out.txt --ref ref.txt [--word-order 2]
     minroots eval rouge --hyp out.txt --ref ref.txt [--types rouge1,rougeL] [--stemmer]
+    minroots eval rouge --hyp out.txt --ref ref.txt --tokenizer cjk   # Chinese: per character
+
+Every score they print, as text or JSON, is on one scale, 0-100: ROUGE's fractions (as
+rouge-score and :class:`~minroots.metrics.rouge.RougeScorer` return them) are multiplied by 100.
 
 :func:`register` adds ``eval`` to the ``minroots`` sub-commands; :func:`register_scores` adds
 ``bleu``, ``chrf`` and ``rouge`` to an ``eval`` sub-parsers object. Each command's ``func`` prints
@@ -28,6 +32,7 @@ from functools import partial
 import numpy as np
 
 from minroots.cli.arguments import int_in, non_negative_float, positive_int
+from minroots.cli.generate import unknown_character
 from minroots.metrics.bleu import SMOOTH_METHODS, corpus_bleu
 from minroots.metrics.bleu_tokenizers import TOKENIZERS
 from minroots.metrics.bootstrap import MAX_SAMPLES, BootstrapAggregator
@@ -65,10 +70,19 @@ def register(subparsers) -> None:
 
 def register_scores(eval_subparsers) -> None:
     """Add the ``bleu``, ``chrf`` and ``rouge`` commands to an argparse sub-parsers object."""
-    bleu = eval_subparsers.add_parser("bleu", help="corpus BLEU (sacrebleu-compatible)")
+    bleu = eval_subparsers.add_parser(
+        "bleu", help="corpus BLEU (sacrebleu-compatible)",
+        description="Corpus BLEU of a file of outputs against reference files, equal to "
+        "sacrebleu's; prints sacrebleu's line with its signature, or JSON (score 0-100).",
+    )  # fmt: skip
     _add_io(bleu)
-    bleu.add_argument("--tokenize", "-tok", choices=sorted(TOKENIZERS), default="13a")
-    bleu.add_argument("--smooth-method", "-s", choices=list(SMOOTH_METHODS), default="exp")
+    bleu.add_argument("--tokenize", "-tok", choices=sorted(TOKENIZERS), default="13a",
+                      help="how the text is cut into words before counting n-grams: 13a (WMT's "
+                      "default), intl (Unicode punctuation), zh (Chinese characters), char, "
+                      "none (already tokenized); default %(default)s")  # fmt: skip
+    bleu.add_argument("--smooth-method", "-s", choices=list(SMOOTH_METHODS), default="exp",
+                      help="what replaces a zero n-gram precision: exp (halved each time), floor, "
+                      "add-k, or none; default %(default)s")  # fmt: skip
     bleu.add_argument(
         "--smooth-value",
         type=non_negative_float,
@@ -79,28 +93,38 @@ def register_scores(eval_subparsers) -> None:
     bleu.add_argument("--force", action="store_true", help="accept text that looks tokenized")
     bleu.set_defaults(func=partial(_score_files, metric=corpus_bleu, options=BLEU_OPTIONS))
 
-    chrf = eval_subparsers.add_parser("chrf", help="chrF / chrF++ (sacrebleu-compatible)")
+    chrf = eval_subparsers.add_parser(
+        "chrf", help="chrF / chrF++ (sacrebleu-compatible)",
+        description="chrF (character n-grams) or chrF++ (plus word n-grams) of a file of outputs "
+        "against reference files, equal to sacrebleu's; prints its line, or JSON (score 0-100).",
+    )  # fmt: skip
     _add_io(chrf)
-    chrf.add_argument(
-        "--char-order", type=int_in(0, 100), default=6, help="character n-gram order (6)"
-    )
-    chrf.add_argument(
-        "--word-order", type=int_in(0, 100), default=0, help="word n-gram order (2: chrF++)"
-    )
+    chrf.add_argument("--char-order", type=int_in(0, 100), default=6,
+                      help="character n-gram order (6)")  # fmt: skip
+    chrf.add_argument("--word-order", type=int_in(0, 100), default=0, help="word n-gram order: 0 "
+                      "for chrF (the default), 2 for chrF++")  # fmt: skip
     chrf.add_argument("--beta", type=int_in(0, 100), default=2, help="recall weight (2)")
-    chrf.add_argument("--lowercase", "-lc", action="store_true")
+    chrf.add_argument("--lowercase", "-lc", action="store_true", help="case-insensitive chrF")
     chrf.add_argument("--whitespace", action="store_true", help="keep spaces in char n-grams")
     chrf.add_argument("--eps-smoothing", action="store_true", help="chrF++.py-style smoothing")
     chrf.set_defaults(func=partial(_score_files, metric=corpus_chrf, options=CHRF_OPTIONS))
 
-    rouge = eval_subparsers.add_parser("rouge", help="ROUGE (rouge-score-compatible)")
+    rouge = eval_subparsers.add_parser(
+        "rouge", help="ROUGE (rouge-score-compatible)",
+        description="Mean ROUGE precision, recall and F over the lines of a file of outputs "
+        "against reference files (the best reference per line), equal to rouge-score's; prints "
+        "one line per type, or JSON; both on the 0-100 scale of BLEU and chrF.",
+    )  # fmt: skip
     _add_io(rouge)
     rouge.add_argument(
         "--types",
         default="rouge1,rouge2,rougeL,rougeLsum",
-        help="comma-separated ROUGE types (rougeN, rougeL, rougeLsum)",
+        help="comma-separated ROUGE types: rouge1 to rouge9, rougeL, rougeLsum (default %(default)s)",
     )
     rouge.add_argument("--stemmer", action="store_true", help="Porter-stem tokens")
+    rouge.add_argument("--tokenizer", choices=["default", "cjk"], default="default",
+                       help="default: rouge-score's (a-z0-9 only); cjk: one token per Chinese, "
+                       "Japanese or Korean character")  # fmt: skip
     rouge.add_argument(
         "--split-summaries", action="store_true", help="rougeLsum: split sentences at . ! ?"
     )
@@ -133,7 +157,19 @@ def run_perplexity(args) -> int:
         raise FileNotFoundError(f"--input: file {args.input!r} does not exist") from None
     except UnicodeDecodeError as exc:
         raise ValueError(f"--input: {args.input!r} is not UTF-8 text ({exc.reason})") from None
-    ids = np.asarray(tokenizer.encode(text), dtype=np.int64)
+    try:
+        ids = np.asarray(tokenizer.encode(text), dtype=np.int64)
+    except ValueError as e:
+        unknown = unknown_character(tokenizer, text)
+        if unknown is None:
+            raise ValueError(f"--input {args.input}: {e}") from None
+        where, char = unknown
+        line = text.count("\n", 0, where) + 1
+        raise ValueError(
+            f"--input {args.input}: character {char!r} (U+{ord(char):04X}) on line {line} is not "
+            "in the checkpoint's vocabulary; remove such characters from the file, or score a "
+            "checkpoint whose tokenizer knows them (a byte-level BPE tokenizer knows every one)"
+        ) from None
     if ids.size < 2:
         raise ValueError(f"--input: {args.input!r} has {ids.size} tokens; at least 2 are needed")
     result = perplexity(model, ids, stride=args.stride, batch_size=args.batch_size,
@@ -192,7 +228,8 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="references, one a line, aligned with --hyp (repeat for several references)",
     )
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--json", action="store_true",
+                        help="print the result as JSON (scores 0-100, as in the text output)")  # fmt: skip
 
 
 def _score_files(args, metric, options) -> int:
@@ -208,7 +245,9 @@ def run_rouge(args) -> int:
     """Mean ROUGE precision, recall and F over the lines (with a bootstrap interval if asked)."""
     predictions, references = _read_corpus(args.hyp, args.ref)
     types = [t.strip() for t in args.types.split(",") if t.strip()]
-    scorer = RougeScorer(types, use_stemmer=args.stemmer, split_summaries=args.split_summaries)
+    tokenizer = None if args.tokenizer == "default" else args.tokenizer
+    scorer = RougeScorer(types, use_stemmer=args.stemmer, split_summaries=args.split_summaries,
+                         tokenizer=tokenizer)  # fmt: skip
     sep = args.sentence_separator
 
     def unsplit(text: str) -> str:
@@ -232,15 +271,18 @@ def run_rouge(args) -> int:
         for rouge_type, interval in aggregator.aggregate().items():
             result[rouge_type]["fmeasure_low"] = interval.low.fmeasure
             result[rouge_type]["fmeasure_high"] = interval.high.fmeasure
+    # one scale for every score the command line prints: 0-100, as BLEU and chrF (rouge-score's
+    # and RougeScorer's fractions times 100)
+    result = {t: {field: 100 * v for field, v in s.items()} for t, s in result.items()}
     if args.json:
         print(json.dumps({"stemmer": args.stemmer, "lines": len(predictions), **result}, indent=1))
         return 0
     for rouge_type, s in result.items():
         line = (
-            f"{rouge_type:<10} P = {100 * s['precision']:.2f}  R = {100 * s['recall']:.2f}  "
-            f"F = {100 * s['fmeasure']:.2f}"
+            f"{rouge_type:<10} P = {s['precision']:.2f}  R = {s['recall']:.2f}  "
+            f"F = {s['fmeasure']:.2f}"
         )
         if "fmeasure_low" in s:
-            line += f"  (95% CI {100 * s['fmeasure_low']:.2f}-{100 * s['fmeasure_high']:.2f})"
+            line += f"  (95% CI {s['fmeasure_low']:.2f}-{s['fmeasure_high']:.2f})"
         print(line)
     return 0

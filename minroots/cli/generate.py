@@ -6,11 +6,15 @@ Book chapter 9, "Generation" (``book/09_generation.md``); tests in ``tests/test_
 
     minroots generate --checkpoint runs/default --prompt "ROMEO:" --max-new-tokens 200
 
+Each run samples afresh: without ``--seed`` a new seed is drawn and printed to stderr after the
+text, and ``--seed S`` repeats the sample drawn with ``S``.
+
 :func:`stream_sample` is also how ``minroots train`` prints its sample at the end of a run.
 """
 
 from __future__ import annotations
 
+import secrets
 import sys
 
 from minroots.cli.arguments import non_negative_float, positive_int, probability
@@ -18,7 +22,7 @@ from minroots.generation import stream
 from minroots.training.checkpoint import load_model, load_tokenizer
 from minroots.training.run_config import SampleSettings
 
-__all__ = ["register", "run", "stream_sample"]
+__all__ = ["register", "run", "stream_sample", "unknown_character"]
 
 
 def register(subparsers) -> None:
@@ -39,7 +43,9 @@ def register(subparsers) -> None:
                      help="sample among the K most likely tokens only")  # fmt: skip
     gen.add_argument("--top-p", type=probability, default=None, metavar="P",
                      help="sample among the most likely tokens holding probability P")  # fmt: skip
-    gen.add_argument("--seed", type=int, default=None, metavar="S", help="fix the sampling")
+    gen.add_argument("--seed", type=int, default=None, metavar="S", help="seed of the sampling "
+                     "(default: a fresh one each run, printed to stderr after the text so that the "
+                     "sample can be repeated)")  # fmt: skip
     gen.set_defaults(func=run)
 
 
@@ -49,11 +55,26 @@ def run(args) -> int:
         raise ValueError(f"--max-new-tokens: must be >= 0, got {args.max_new_tokens}")
     model = load_model(args.checkpoint)
     tokenizer = load_tokenizer(args.checkpoint)
+    # fresh randomness unless --seed, and the seed said after the text, so that it can be repeated
+    seed = secrets.randbits(32) if args.seed is None else args.seed
     sample = SampleSettings(prompt=args.prompt, max_new_tokens=args.max_new_tokens,
                             temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                            seed=args.seed)  # fmt: skip
+                            seed=seed)  # fmt: skip
     stream_sample(model, tokenizer, sample)
+    if args.seed is None:
+        print(f"minroots generate: seed {seed} (--seed {seed} repeats this sample)",
+              file=sys.stderr)  # fmt: skip
     return 0
+
+
+def unknown_character(tokenizer, text: str) -> tuple[int, str] | None:
+    """``(position, character)`` of the first character of ``text`` that a character-level
+    tokenizer does not know, or ``None`` (also for tokenizers without a character list)."""
+    known = getattr(tokenizer, "chars", None)
+    if known is None:
+        return None
+    known = set(known)
+    return next(((i, c) for i, c in enumerate(text) if c not in known), None)
 
 
 def stream_sample(model, tokenizer, sample: SampleSettings, out=None) -> str:
@@ -62,9 +83,15 @@ def stream_sample(model, tokenizer, sample: SampleSettings, out=None) -> str:
     try:
         prompt_ids = tokenizer.encode(sample.prompt)
     except ValueError as e:
-        known = getattr(tokenizer, "chars", None)
-        hint = f"; this checkpoint knows only the characters {''.join(known)!r}" if known else ""
-        raise ValueError(f"--prompt: {e}{hint}") from None
+        unknown = unknown_character(tokenizer, sample.prompt)
+        if unknown is None:
+            raise ValueError(f"--prompt: {e}") from None
+        where, char = unknown
+        raise ValueError(
+            f"--prompt: character {char!r} (U+{ord(char):04X}) at position {where} is not in "
+            "this checkpoint's vocabulary; leave it out: the checkpoint knows only the "
+            f"characters {''.join(tokenizer.chars)!r}"
+        ) from None
     if not prompt_ids:
         raise ValueError(f"--prompt: must encode to at least one token, got {sample.prompt!r}")
     ids, shown = [], ""

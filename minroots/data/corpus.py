@@ -16,7 +16,7 @@ the extension says what it holds:
 Example::
 
     >>> list_corpora()
-    ['debian_summaries', 'dialogue_en', 'en_es', 'shakespeare']
+    ['debian_summaries', 'dialogue_en', 'en_es', 'en_zh', 'shakespeare', 'song100', 'tang300']
     >>> load_corpus("shakespeare")[:25]
     'HAMLET, PRINCE OF DENMARK'
     >>> load_pairs("en_es")[0]
@@ -81,8 +81,8 @@ def corpus_path(name_or_path: str | os.PathLike):
     if path.is_file():
         return _KINDS.get(path.suffix, "text"), path
     raise FileNotFoundError(
-        f"corpus_path: {os.fspath(name_or_path)!r} is neither a bundled corpus nor a file "
-        f"({_available()})"
+        f"corpus_path: name_or_path {os.fspath(name_or_path)!r} is neither a bundled corpus nor "
+        f"a file ({_available()})"
     )
 
 

@@ -41,6 +41,12 @@ With ``use_effective_order`` the mean runs only over the orders the hypothesis h
 Exactly as sacrebleu: the score is a float in [0, 100], not rounded (its string form shows two
 decimals); with ``add-k`` the reported ``counts`` and ``totals`` of orders above one include the
 added ``k``, as sacrebleu reports them.
+
+The same names mean the same thing: :func:`corpus_bleu` and :func:`sentence_bleu` default to
+``exp`` smoothing like sacrebleu's functions, and :func:`bleu_from_statistics` to ``none`` like
+sacrebleu's ``BLEU.compute_bleu``. The options of :func:`corpus_bleu` and :func:`sentence_bleu`
+are keyword-only: sacrebleu takes them in another order (``smooth_method`` third, where minroots
+had ``tokenize``), so a positional call would silently mean something else.
 """
 
 from __future__ import annotations
@@ -232,12 +238,15 @@ def bleu_from_statistics(
     total: list,
     sys_len: int,
     ref_len: int,
-    smooth_method: str = "exp",
+    smooth_method: str = "none",
     smooth_value: float | None = None,
     effective_order: bool = False,
     max_ngram_order: int = MAX_NGRAM_ORDER,
 ) -> BLEUScore:
     """BLEU from corpus-level counts: brevity penalty, smoothed precisions, geometric mean.
+
+    The arguments and their defaults are those of sacrebleu's ``BLEU.compute_bleu``: no
+    smoothing unless asked (``corpus_bleu`` asks for ``exp``).
 
     >>> bleu_from_statistics([5, 3, 2, 1], [6, 5, 4, 3], 6, 6).score  # doctest: +ELLIPSIS
     53.7284965911...
@@ -295,6 +304,7 @@ def _signature(nrefs, lowercase, effective_order, tokenize, smooth_method, smoot
 def corpus_bleu(
     hypotheses,
     references,
+    *,
     tokenize: str = "13a",
     smooth_method: str = "exp",
     smooth_value: float | None = None,
@@ -309,6 +319,8 @@ def corpus_bleu(
         hypotheses: one string per sentence.
         references: a list of reference streams, each a list with one string (or ``None``) per
             hypothesis: ``[refs]`` for one reference per sentence, ``[refs_a, refs_b]`` for two.
+
+    The options below are keyword-only (sacrebleu's positional order differs):
         tokenize: ``"13a"`` (default), ``"intl"``, ``"zh"``, ``"char"`` or ``"none"``.
         smooth_method: ``"exp"`` (default), ``"floor"``, ``"add-k"`` or ``"none"``.
         smooth_value: the value for ``floor`` (0.1) or ``add-k`` (1); None for the default.
@@ -360,6 +372,7 @@ def corpus_bleu(
 def sentence_bleu(
     hypothesis: str,
     references,
+    *,
     tokenize: str = "13a",
     smooth_method: str = "exp",
     smooth_value: float | None = None,

@@ -222,6 +222,7 @@ def corpus_chrf(
     char_order: int = 6,
     word_order: int = 0,
     beta: int = 2,
+    *,
     lowercase: bool = False,
     whitespace: bool = False,
     eps_smoothing: bool = False,
@@ -230,7 +231,10 @@ def corpus_chrf(
 
     ``references`` is a list of reference streams aligned with ``hypotheses``, as for
     :func:`~minroots.metrics.bleu.corpus_bleu`. ``whitespace=True`` keeps spaces inside character
-    n-grams (sacrebleu's ``remove_whitespace=False``).
+    n-grams (sacrebleu's ``remove_whitespace=False``). The options after ``beta`` are
+    keyword-only: the sixth positional argument of sacrebleu's ``corpus_chrf`` is
+    ``remove_whitespace``, the opposite of ``whitespace``, so a positional call would silently
+    mean something else.
 
     >>> round(corpus_chrf(["ab"], [["abc"]], char_order=2).score, 2)
     63.64
@@ -258,6 +262,7 @@ def sentence_chrf(
     char_order: int = 6,
     word_order: int = 0,
     beta: int = 2,
+    *,
     lowercase: bool = False,
     whitespace: bool = False,
     eps_smoothing: bool = False,

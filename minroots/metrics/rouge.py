@@ -26,7 +26,16 @@ Worked example, target ``"the cat sat on the mat"`` and prediction ``"the cat la
 
 Tokenization (rouge-score's default): lowercase, replace every run of characters other than
 ``a-z0-9`` by a space, split; with ``use_stemmer`` every token longer than 3 characters is
-Porter-stemmed (:mod:`minroots.metrics.porter`). Non-Latin text therefore yields no tokens.
+Porter-stemmed (:mod:`minroots.metrics.porter`). Non-Latin text therefore yields no tokens:
+two identical Chinese summaries score 0, so :meth:`RougeScorer.score` warns when a non-empty
+text has no tokens. ``tokenizer="cjk"`` (:func:`rouge_tokenize_cjk`) scores Chinese, Japanese
+and Korean text at the character level, as is usual for Chinese ROUGE: every Han character,
+kana and Hangul syllable is a token, and Latin words and numbers stay tokens as above::
+
+    rouge_tokenize_cjk("GNOME 磁盘分析器")  ->  ['gnome', '磁', '盘', '分', '析', '器']
+    target "磁盘空间分析器", prediction "磁盘分析工具" (7 and 6 characters):
+    ROUGE-1: 磁 盘 分 析 shared, overlap 4      P = 4/6, R = 4/7, F = 8/13
+    ROUGE-2: (磁盘), (分析) shared: 2           P = 2/5, R = 2/6, F = 4/11
 
 Speed: ROUGE-L's LCS length uses a bit-parallel algorithm (Allison and Dix, 1986; Hyyrö, 2004):
 one big-integer update per prediction token instead of a row of the DP table, and each word is
@@ -36,17 +45,27 @@ stemmed once per scorer (a cache), where rouge-score stems every occurrence.
 from __future__ import annotations
 
 import re
+import warnings
 from collections import Counter
 from typing import NamedTuple
 
 from minroots.metrics.porter import porter_stem
+from minroots.validation import shown
 
-__all__ = ["Score", "RougeScorer", "rouge_tokenize", "lcs_length", "lcs_table"]
+__all__ = [
+    "Score",
+    "RougeScorer",
+    "rouge_tokenize",
+    "rouge_tokenize_cjk",
+    "lcs_length",
+    "lcs_table",
+]
 
 # rouge-score replaces runs of other characters by spaces and splits on whitespace; finding the
 # runs of [a-z0-9] directly gives the same tokens in one pass.
 _ALPHANUMERIC_RUN = re.compile(r"[a-z0-9]+")
-_ROUGE_N = re.compile(r"rouge([1-9][0-9]*)$")
+# rouge-score's names: rouge1 .. rouge9 (one digit; "rouge10" is refused, as rouge-score does).
+_ROUGE_N = re.compile(r"rouge[1-9]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -72,6 +91,31 @@ def rouge_tokenize(text: str, stem=None) -> list[str]:
     ['the', 'cat', '2', 'toy', 'run']
     """
     tokens = _ALPHANUMERIC_RUN.findall(text.lower())
+    if stem is not None:
+        tokens = [stem(t) if len(t) > 3 else t for t in tokens]
+    return tokens
+
+
+# One CJK character (Han ideographs with extensions A and B-F, compatibility ideographs, kana,
+# Hangul syllables) or one run of [a-z0-9], as rouge_tokenize keeps them.
+_CJK_OR_ALNUM = re.compile(
+    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]"
+    r"|[a-z0-9]+"
+)
+
+
+def rouge_tokenize_cjk(text: str, stem=None) -> list[str]:
+    """Character-level tokens for CJK text; Latin words and numbers as in :func:`rouge_tokenize`.
+
+    Each Han character, kana or Hangul syllable is one token; runs of ``a-z0-9`` (after
+    lowercasing) are tokens too, stemmed like rouge-score's when ``stem`` is given; everything
+    else (punctuation, full-width forms: fold them first with
+    :func:`minroots.tokenizers.cleaning.fold_width`) separates tokens.
+
+    >>> rouge_tokenize_cjk("GNOME 磁盘分析器，2 个")
+    ['gnome', '磁', '盘', '分', '析', '器', '2', '个']
+    """
+    tokens = _CJK_OR_ALNUM.findall(text.lower())
     if stem is not None:
         tokens = [stem(t) if len(t) > 3 else t for t in tokens]
     return tokens
@@ -230,13 +274,19 @@ class RougeScorer:
     """Compute ROUGE scores between a target and a prediction (rouge-score's ``RougeScorer``).
 
     Args:
-        rouge_types: names among ``"rouge1"``, ``"rouge2"``, ... (any ``rougeN``, N >= 1),
-            ``"rougeL"`` and ``"rougeLsum"``.
+        rouge_types: names among ``"rouge1"`` to ``"rouge9"`` (n-grams of 1 to 9 tokens),
+            ``"rougeL"`` and ``"rougeLsum"``: rouge-score's names, which it reads with
+            ``rouge[0-9]$`` (so ``"rouge10"`` is an error in both libraries, not 10-grams).
         use_stemmer: Porter-stem tokens longer than 3 characters.
         split_summaries: for ROUGE-Lsum, split sentences at ``.``, ``!`` or ``?`` followed by
             whitespace (in addition to newlines). rouge-score uses NLTK's punkt model here, which
             handles abbreviations; this simple rule does not, so scores may differ from it.
-        tokenizer: an object with a ``tokenize(text) -> list[str]`` method to use instead.
+        tokenizer: ``None`` (rouge-score's tokenizer: ``a-z0-9`` only), ``"cjk"`` (one token
+            per Chinese, Japanese or Korean character, :func:`rouge_tokenize_cjk`), or an object
+            with a ``tokenize(text) -> list[str]`` method to use instead.
+
+    With the default tokenizer, a target or prediction that is not blank but has no tokens (it
+    is written in another script) raises a ``UserWarning``: it would score 0 whatever it says.
 
     >>> scorer = RougeScorer(["rouge1", "rougeL"])
     >>> scorer.score("the cat sat on the mat", "the cat lay on the mat")["rouge1"].fmeasure
@@ -252,18 +302,24 @@ class RougeScorer:
             raise ValueError("RougeScorer: rouge_types must name at least one ROUGE type, got none")
         for name in self.rouge_types:
             if name not in ("rougeL", "rougeLsum") and not (
-                isinstance(name, str) and _ROUGE_N.match(name)
+                isinstance(name, str) and _ROUGE_N.fullmatch(name)
             ):
                 raise ValueError(
-                    f"RougeScorer: unknown ROUGE type {name!r}: expected 'rougeN' (N >= 1), "
-                    "'rougeL' or 'rougeLsum'"
+                    f"RougeScorer: unknown ROUGE type {name!r}: expected 'rouge1' to 'rouge9' (one "
+                    "digit, as in rouge-score), 'rougeL' or 'rougeLsum'"
                 )
         # What each type needs, worked out once: ("n", N), ("lcs", 0) or ("lsum", 0).
         self._plan = [_plan_step(name) for name in self.rouge_types]
         self._needs_tokens = any(kind != "lsum" for _, kind, _ in self._plan)
-        if tokenizer is not None and not callable(getattr(tokenizer, "tokenize", None)):
-            raise TypeError(f"RougeScorer: tokenizer must have a tokenize(text) method, got "
-                            f"{type(tokenizer).__name__}")  # fmt: skip
+        if (
+            tokenizer is not None
+            and tokenizer != "cjk"
+            and not callable(getattr(tokenizer, "tokenize", None))
+        ):
+            raise TypeError(
+                f"RougeScorer: tokenizer must be None, 'cjk' or an object with a tokenize(text) "
+                f"method, got {shown(tokenizer)}"
+            )
         self.use_stemmer = use_stemmer
         self.split_summaries = split_summaries
         self._tokenizer = tokenizer
@@ -277,9 +333,23 @@ class RougeScorer:
 
     def tokenize(self, text: str) -> list[str]:
         """The tokens ROUGE compares (see :func:`rouge_tokenize`)."""
+        stem = self._stem if self.use_stemmer else None
+        if self._tokenizer == "cjk":
+            return rouge_tokenize_cjk(text, stem)
         if self._tokenizer is not None:
             return self._tokenizer.tokenize(text)
-        return rouge_tokenize(text, self._stem if self.use_stemmer else None)
+        return rouge_tokenize(text, stem)
+
+    def _warn_if_no_tokens(self, name: str, text: str, num_tokens: int) -> None:
+        """The default tokenizer drops non-Latin scripts: say so instead of scoring 0 silently."""
+        if self._tokenizer is None and num_tokens == 0 and text.strip():
+            warnings.warn(
+                f"RougeScorer: the {name} {text[:30]!r} has no tokens under rouge-score's default "
+                "tokenizer (it keeps only a-z and 0-9), so it scores 0; for Chinese, Japanese or "
+                "Korean text pass tokenizer='cjk'",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _sentences(self, text: str) -> list[str]:
         sentences = text.split("\n")
@@ -297,6 +367,8 @@ class RougeScorer:
         if self._needs_tokens:
             target_tokens = self.tokenize(target)
             prediction_tokens = self.tokenize(prediction)
+            self._warn_if_no_tokens("target", target, len(target_tokens))
+            self._warn_if_no_tokens("prediction", prediction, len(prediction_tokens))
         result = {}
         for rouge_type, kind, n in self._plan:
             if kind == "n":
@@ -304,10 +376,12 @@ class RougeScorer:
             elif kind == "lcs":
                 result[rouge_type] = _score_lcs(target_tokens, prediction_tokens)
             else:
-                result[rouge_type] = _score_summary_lcs(
-                    [self.tokenize(s) for s in self._sentences(target)],
-                    [self.tokenize(s) for s in self._sentences(prediction)],
-                )
+                target_sents = [self.tokenize(s) for s in self._sentences(target)]
+                pred_sents = [self.tokenize(s) for s in self._sentences(prediction)]
+                if not self._needs_tokens:
+                    self._warn_if_no_tokens("target", target, sum(map(len, target_sents)))
+                    self._warn_if_no_tokens("prediction", prediction, sum(map(len, pred_sents)))
+                result[rouge_type] = _score_summary_lcs(target_sents, pred_sents)
         return result
 
     def score_multi(self, targets, prediction: str) -> dict[str, Score]:

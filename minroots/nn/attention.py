@@ -89,6 +89,11 @@ class KVCache:
     def reset(self) -> None:
         self.length = 0
 
+    def key_padding_mask(self, t: int):
+        """``None``: every cached position is real. (A cache whose rows hold sequences of
+        different lengths, :class:`minroots.serve.slots.SlotCache`, returns ``(B, length + t)``.)"""
+        return None
+
 
 # ---------------------------------------------------------------------- shared by both layers
 def _check_heads(where: str, n_embd: int, n_head: int) -> None:

@@ -21,8 +21,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
+
 from minroots import generation
 from minroots.autograd import Tensor
+from minroots.autograd.checkpoint import checkpoint
 from minroots.nn.attention import KVCache
 from minroots.nn.dropout import Dropout
 from minroots.nn.embedding import Embedding
@@ -106,6 +109,7 @@ class TransformerModel(Module):
         self.lm_head = Linear(c.n_embd, c.vocab_size, bias=False)
         if c.tie_weights:
             self.lm_head.weight = self.wte.weight  # one Parameter, two names
+        self.checkpoint_activations = False  # recompute each block in the backward (chapter 13)
 
     # ------------------------------------------------------------------ forward
     def hidden_states(self, idx, caches: list[KVCache] | None = None) -> Tensor:
@@ -114,17 +118,24 @@ class TransformerModel(Module):
         where = "TransformerModel"
         ids = token_ids(where, "idx", idx, ndim=2)
         b, t = ids.shape
+        # positions continue after the cache: one offset, or one per row (B,) when the rows are
+        # sequences of different lengths (batched serving, book/14_deployment.md)
         offset = caches[0].length if caches else 0
-        if offset + t > self.config.block_size:
+        if int(np.max(offset, initial=0)) + t > self.config.block_size:
             raise ValueError(
-                f"{where}: sequence length {offset + t} is longer than block_size="
+                f"{where}: sequence length {int(np.max(offset)) + t} is longer than block_size="
                 f"{self.config.block_size}; crop the input to the last {self.config.block_size} tokens"
             )
         check_ids(ids, self.config.vocab_size, f"{where} (vocab_size={self.config.vocab_size})")
-        x = self.wte(ids) + self.wpe(t, offset)  # (B, T, C) + (T, C)
+        kpm = caches[0].key_padding_mask(t) if caches else None  # (B, Tk) or None
+        x = self.wte(ids) + self.wpe(t, offset)  # (B, T, C) + (T, C) or (B, T, C)
         x = self.drop(x)
         for i, block in enumerate(self.h):
-            x = block(x, is_causal=True, cache=caches[i] if caches else None)  # (B, T, C)
+            if self.checkpoint_activations and not caches:  # keep only x; see autograd/checkpoint
+                x = checkpoint(block, x, is_causal=True)  # (B, T, C)
+            else:
+                cache = caches[i] if caches else None
+                x = block(x, is_causal=True, key_padding_mask=kpm, cache=cache)  # (B, T, C)
         return self.ln_f(x)
 
     def forward(self, idx, targets=None, ignore_index: int = -100):

@@ -11,6 +11,7 @@ a uniform Kaiming initialization; GPT-style models overwrite it with this one.)
 from __future__ import annotations
 
 from minroots import backend as B
+from minroots.autograd.autocast import autocast_dtype, in_low_precision
 from minroots.nn.functional.linear import linear
 from minroots.nn.module import Module, Parameter
 from minroots.validation import positive_int
@@ -39,6 +40,8 @@ class Linear(Module):
                 f"Linear: expected input with last axis in_features={self.in_features}, "
                 f"got shape {x.shape}"
             )
+        if autocast_dtype() is not None:  # mixed precision (chapter 13): the product in 16 bits
+            return in_low_precision(linear, x, self.weight, self.bias)
         return linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:

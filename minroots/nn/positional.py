@@ -15,6 +15,8 @@ Worked example (:math:`D = 4`): :math:`PE_0 = [0, 1, 0, 1]`,
 
 Both classes share one interface: ``pos(T, offset=0)`` returns the ``(T, D)`` vectors of
 positions ``offset .. offset + T - 1`` (``offset`` is the length already in a key/value cache).
+With one offset per sequence, an integer array ``(B,)`` (sequences of different lengths decoded
+together, chapter 14, ``book/14_deployment.md``), the result is ``(B, T, D)``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,15 @@ def _check_range(t: int, offset: int, max_len: int, where: str) -> None:
         )
 
 
+def _row_positions(t: int, offsets, max_len: int, where: str) -> np.ndarray:
+    """Positions ``(B, T)``: row ``b`` holds ``offsets[b] .. offsets[b] + T - 1``."""
+    offsets = np.asarray(B.to_numpy(offsets), dtype=np.int64)
+    if offsets.size:
+        _check_range(t, int(offsets.min()), max_len, where)
+        _check_range(t, int(offsets.max()), max_len, where)
+    return offsets[:, None] + np.arange(t)  # (B, T)
+
+
 class SinusoidalPositionalEncoding(Module):
     """Fixed sin/cos position vectors (no parameters; the table is a non-persistent buffer)."""
 
@@ -53,8 +64,12 @@ class SinusoidalPositionalEncoding(Module):
         table = B.xp().asarray(table.astype(dtype or B.default_dtype()))
         self.register_buffer("table", table, persistent=False)  # (L, D)
 
-    def forward(self, t: int, offset: int = 0) -> Tensor:
-        _check_range(t, offset, self.max_len, "SinusoidalPositionalEncoding")
+    def forward(self, t: int, offset=0) -> Tensor:
+        where = "SinusoidalPositionalEncoding"
+        if np.ndim(offset):  # one offset per row: (B, T, D)
+            pos = _row_positions(t, offset, self.max_len, where)
+            return Tensor(self.table[B.get_array_module(self.table).asarray(pos)])
+        _check_range(t, offset, self.max_len, where)
         return Tensor(self.table[offset : offset + t])  # (T, D), a constant
 
     def extra_repr(self) -> str:
@@ -67,7 +82,11 @@ class LearnedPositionalEmbedding(Embedding):
     def __init__(self, max_len: int, n_embd: int, init_std: float = 0.02, dtype=None):
         super().__init__(max_len, n_embd, init_std=init_std, dtype=dtype)
 
-    def forward(self, t: int, offset: int = 0) -> Tensor:
-        _check_range(t, offset, self.num_embeddings, "LearnedPositionalEmbedding")
+    def forward(self, t: int, offset=0) -> Tensor:
+        where = "LearnedPositionalEmbedding"
+        if np.ndim(offset):  # one offset per row: a lookup of the positions, (B, T, D)
+            pos = _row_positions(t, offset, self.num_embeddings, where)
+            return super().forward(B.get_array_module(self.weight.data).asarray(pos))
+        _check_range(t, offset, self.num_embeddings, where)
         # a slice, not a gather: its gradient is a plain copy into rows offset..offset+T-1
         return self.weight[offset : offset + t]  # (T, D)

@@ -10,6 +10,8 @@ Book chapter 7, "Training" (``book/07_training.md``); tests in ``tests/test_mode
   ``config.json`` (the same config, readable by people and other tools).
 
 Tied weights (GPT-2's ``lm_head.weight`` is ``wte.weight``) are written once and re-tied on load.
+A quantized model (:mod:`minroots.nn.quantized`, chapter 14) also writes its settings,
+``"quantization": {"bits": ..., "group_size": ..., "modules": [...]}``, and loads back quantized.
 How (and the atomic write that keeps a crash mid-save from leaving half a file under the real
 name) is :mod:`minroots.persistence`'s job, shared with the optimizer and the checkpoints.
 
@@ -49,6 +51,10 @@ def save_model(model, path) -> None:
     config = dataclasses.asdict(model.config)
     name = type(model).__name__
     meta = {"format": "np", "minroots_class": name, "config": json.dumps(config)}
+    quantization = getattr(model, "quantization", None)  # minroots.nn.quantized (chapter 14)
+    if quantization:
+        meta["quantization"] = json.dumps(quantization)
+        config = {**config, "quantization": quantization}
     weights = path if path.endswith(".safetensors") else os.path.join(path, WEIGHTS_NAME)
     os.makedirs(os.path.dirname(weights) or ".", exist_ok=True)
     save_arrays(weights, model.state_dict(), meta, tied=True)
@@ -82,7 +88,14 @@ def load_model(cls, config_cls, path, dtype=None):
     config.pop("minroots_class", None)
     if saved_cls and saved_cls != cls.__name__:
         raise ValueError(f"{cls.__name__}.load: {path!r} holds a {saved_cls}, not a {cls.__name__}")
+    quantization = config.pop("quantization", None)
+    if "quantization" in meta:
+        quantization = json.loads(meta["quantization"])
     model = cls(config_cls.from_dict(config))
+    if quantization:  # integer weights and scales: build the quantized layers, then fill them
+        from minroots.nn.quantized import quantize_model
+
+        quantize_model(model, **quantization, empty=True)
     if dtype is not None:
         model.to(dtype=dtype)
     model.load_state_dict(arrays, strict=True)

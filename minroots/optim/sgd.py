@@ -46,7 +46,7 @@ class SGD(Optimizer):
         nesterov: use Nesterov momentum (needs ``momentum > 0`` and ``dampening == 0``).
 
     State per parameter (with momentum): ``"momentum_buffer"`` (:math:`b_t`). It has no
-    :meth:`init_state`: :math:`b_1 = g_1` is the rule's first case, so :meth:`update` puts the
+    :meth:`~minroots.optim.optimizer.Optimizer.init_state`: :math:`b_1 = g_1` is the rule's first case, so :meth:`update` puts the
     buffer in the state at the first step (a copy of :math:`g_1`), as torch does.
     """
 

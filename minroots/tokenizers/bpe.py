@@ -68,6 +68,7 @@ from minroots.tokenizers.patterns import PATTERNS, compile_pattern, findall, res
 from minroots.validation import shown
 
 __all__ = ["BPETokenizer", "train_tokenizer_file", "reference_train", "count_pairs", "merge_pair"]
+__all__ += ["join_surrogates"]
 
 _INF = float("inf")
 _CACHE_LIMIT = 500_000  # cached pre-tokens; the cache is emptied when it grows past this
@@ -327,12 +328,19 @@ class BPETokenizer(Tokenizer):
         return [t for t, a in zip(ids, alive, strict=True) if a]
 
     def encode_ordinary(self, text: str) -> list[int]:
-        """Encode ``text`` ignoring special tokens (their text is encoded like any other)."""
+        """Encode ``text`` ignoring special tokens (their text is encoded like any other).
+
+        Text with surrogates (which UTF-8 cannot hold) is first read as tiktoken reads it: a
+        pair becomes its character and a lone surrogate U+FFFD (:func:`join_surrogates`).
+        """
         check_text(text, where="BPETokenizer.encode_ordinary")
         cache = self._cache  # pre-token -> ids; a miss calls _encode_chunk (see _ChunkCache)
         if len(cache) > _CACHE_LIMIT:
             cache.clear()
-        return list(chain.from_iterable(map(cache.__getitem__, self._split(text))))
+        try:
+            return list(chain.from_iterable(map(cache.__getitem__, self._split(text))))
+        except UnicodeEncodeError:  # a surrogate: rare, so checked only when encoding fails
+            return self.encode_ordinary(join_surrogates(text))
 
     def encode(
         self,
@@ -374,6 +382,28 @@ class BPETokenizer(Tokenizer):
             start = match.end()
         ids += self.encode_ordinary(text[start:])
         return ids
+
+    def encode_batch(
+        self,
+        texts: Iterable[str],
+        *,
+        allowed_special: Iterable[str] | str = (),
+        disallowed_special: Iterable[str] | str = "all",
+    ) -> list[list[int]]:
+        """:meth:`encode` each text of ``texts`` (tiktoken's ``encode_batch``, one thread)."""
+        if isinstance(texts, str):
+            raise TypeError(
+                "BPETokenizer.encode_batch: texts must be a list of str, got a single str (use encode)"
+            )
+        return [self.encode(t, allowed_special, disallowed_special) for t in texts]
+
+    def encode_ordinary_batch(self, texts: Iterable[str]) -> list[list[int]]:
+        """:meth:`encode_ordinary` each text of ``texts`` (tiktoken's ``encode_ordinary_batch``)."""
+        if isinstance(texts, str):
+            raise TypeError(
+                "BPETokenizer.encode_ordinary_batch: texts must be a list of str, got a single str (use encode_ordinary)"
+            )
+        return [self.encode_ordinary(t) for t in texts]
 
     def _resolve_specials(self, which, name: str) -> set[str]:
         if which == "all":
@@ -445,16 +475,22 @@ class BPETokenizer(Tokenizer):
         return dict(self._vocab)
 
     def token_to_id(self, token: str | bytes) -> int:
-        """Id of a token given as bytes, as text (its UTF-8 bytes) or as a special token."""
+        """Id of a token given as bytes, as text (its UTF-8 bytes) or as a special token (as
+        ``str`` or as its UTF-8 bytes): the inverse of :meth:`id_to_token`, like tiktoken's
+        ``encode_single_token``."""
         if isinstance(token, str) and token in self._special:
             return self._special[token]
         key = token.encode("utf-8") if isinstance(token, str) else token
-        if key not in self._bytes_to_id:
-            raise KeyError(f"BPETokenizer.token_to_id: token {token!r} is not in the vocabulary")
-        return self._bytes_to_id[key]
+        if key in self._bytes_to_id:
+            return self._bytes_to_id[key]
+        for special, i in self._special.items():  # no learned token has a special's bytes
+            if special.encode("utf-8") == key:
+                return i
+        raise KeyError(f"BPETokenizer.token_to_id: token {token!r} is not in the vocabulary")
 
     def id_to_token(self, id: int) -> bytes:
-        """The bytes of token ``id`` (for a special token, its UTF-8 bytes)."""
+        """The bytes of token ``id`` (for a special token, its UTF-8 bytes); the inverse of
+        :meth:`token_to_id`, like tiktoken's ``decode_single_token_bytes``."""
         return self.decode_bytes([id])
 
     def pieces(self, text: str, allowed_special: Iterable[str] | str = "all"):
@@ -510,6 +546,16 @@ class BPETokenizer(Tokenizer):
             f"BPETokenizer(vocab_size={self.vocab_size}, pattern={pat!r}, "
             f"special_tokens={len(self._special)})"
         )
+
+
+def join_surrogates(text: str) -> str:
+    """``text`` as tiktoken encodes it when it holds surrogates (UTF-16 halves, which UTF-8
+    cannot hold): each pair joined into its character, each lone surrogate replaced by U+FFFD.
+
+    >>> join_surrogates("\\ud83d\\udc4d"), join_surrogates("a\\ud83d")
+    ('👍', 'a�')
+    """
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _split_function(pattern: str, custom: bool):

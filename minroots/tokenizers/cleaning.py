@@ -14,8 +14,12 @@ runs a list of steps in order::
 
 The default pipeline :data:`DEFAULT_STEPS` is ``nfc``, ``normalize_newlines``,
 ``remove_control``, ``remove_zero_width``, ``collapse_whitespace``: it changes no visible
-character. The other steps (``nfkc``, ``lowercase``, ``strip_html``, ``drop_short_lines``,
-``dedup_lines``) change content, so you opt in. A step is a name, a ``(name, kwargs)`` pair
+character. The other steps (``nfkc``, ``fold_width``, ``lowercase``, ``strip_html``,
+``drop_short_lines``, ``dedup_lines``) change content, so you opt in. For Chinese, Japanese and
+Korean text ``fold_width`` is usually the better choice than ``nfkc``: it turns full-width
+letters and digits into ASCII (``ＧＰＴ２`` -> ``GPT2``) and half-width katakana into the usual
+width, but keeps the full-width punctuation (``，！？``) that Chinese writes, which NFKC would
+turn into ASCII. A step is a name, a ``(name, kwargs)`` pair
 such as ``("drop_short_lines", {"min_chars": 20})``, or any function ``str -> str``.
 
 Files are read and written as UTF-8. An invalid byte is an error naming its position
@@ -37,6 +41,7 @@ from minroots.validation import did_you_mean, shown
 __all__ = [
     "normalize_unicode",
     "normalize_newlines",
+    "fold_width",
     "remove_control",
     "remove_zero_width",
     "collapse_whitespace",
@@ -69,6 +74,32 @@ def normalize_unicode(text: str, form: str = "NFC") -> str:
         raise ValueError(f"normalize_unicode: form must be 'NFC', 'NFKC', 'NFD' or 'NFKD', got "
                          f"{form!r}")  # fmt: skip
     return unicodedata.normalize(form, _check(text))
+
+
+# Full-width forms U+FF01-U+FF5E are the ASCII characters U+0021-U+007E moved by 0xFEE0.
+_FULL_WIDTH_ALNUM = {c: c - 0xFEE0 for r in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A))
+                     for c in range(r[0], r[1] + 1)}  # fmt: skip
+_FULL_WIDTH_ALL = {**{c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}, 0x3000: 0x20}
+_HALF_WIDTH_RUN = regex.compile(r"[\uFF61-\uFFEE]+")  # half-width CJK punctuation, kana, Hangul
+
+
+def fold_width(text: str, punctuation: bool = False) -> str:
+    """Width folding for CJK text, a targeted part of NFKC; the result is in NFC.
+
+    - full-width Latin letters and digits become ASCII: ``"ＧＰＴ－２，１９８７年"`` ->
+      ``"GPT－2，1987年"``;
+    - half-width katakana, Hangul and CJK punctuation become their usual (full) width, a voiced
+      mark joining its kana: ``"ｶﾞｷﾞ｡"`` -> ``"ガギ。"``;
+    - full-width punctuation and symbols (``，！？：；（）－``) and the ideographic space U+3000
+      are kept, because Chinese text is written with them; ``punctuation=True`` folds them to
+      ASCII as well (``"，"`` -> ``","``), which is what NFKC does to all of these forms.
+
+    Unlike :func:`normalize_unicode` with ``"NFKC"``, nothing else is touched (``①``, ``ﬁ``,
+    superscripts stay).
+    """
+    text = _check(text).translate(_FULL_WIDTH_ALL if punctuation else _FULL_WIDTH_ALNUM)
+    text = _HALF_WIDTH_RUN.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
+    return unicodedata.normalize("NFC", text)
 
 
 def normalize_newlines(text: str) -> str:
@@ -172,6 +203,7 @@ def dedup_documents(docs: Iterable[str]) -> list[str]:
 STEPS: dict[str, Callable[..., str]] = {
     "nfc": normalize_unicode,
     "nfkc": lambda text: normalize_unicode(text, "NFKC"),
+    "fold_width": fold_width,
     "normalize_newlines": normalize_newlines,
     "remove_control": remove_control,
     "remove_zero_width": remove_zero_width,

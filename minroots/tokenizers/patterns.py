@@ -32,6 +32,29 @@ refused as a typo rather than taken for a regex that matches only that word. A r
 one of the named patterns may come from a file of unknown origin and backtrack catastrophically
 (``(?:a|aa)+$`` takes exponential time), so :func:`findall` runs it with a time limit that grows
 with the text.
+
+**Unicode versions: where the split can differ from tiktoken's.** Which characters are letters
+(``\p{L}``), digits (``\p{N}``), marks or spaces is looked up in a table of some version of the
+Unicode standard, and each library carries its own: the `regex` package follows the newest one
+(`regex` 2026.11: Unicode 18.0), tiktoken 0.14 has the Rust `regex` crate's (Unicode 16.0).
+The contract: **a text splits the same in minroots and tiktoken when every character of it has
+the same class in both tables**, which holds for every character assigned by Unicode 16.0 except
+those in ``UNICODE_RECLASSIFIED`` (with a `regex` older than Unicode 16.0, the characters
+added since its version differ the other way round). The characters that differ today are
+
+* those assigned after Unicode 16.0 (about 17,800, e.g. U+0558, U+A7CE, the Sidetic letters at
+  U+10940, Tolong Siki at U+11DB0, CJK Extension J): letters and digits for `regex`, unassigned
+  (so "other symbols") for tiktoken;
+* U+0295 ``ʕ``, a lower-case letter (Ll) in Unicode 16.0 and an "other letter" (Lo) since 17.0,
+  which only the case-aware ``gpt4o`` pattern sees.
+
+With GPT-2's own vocabulary the ids still agree (no merge crosses those boundaries), but a
+vocabulary trained by minroots on such text and exported with
+:meth:`~minroots.tokenizers.bpe.BPETokenizer.to_tiktoken_ranks` can encode
+``"ab\U00011DB0\U00011DB1 cd\U00010940x"`` to other ids in tiktoken than in minroots.
+``tests/test_tokenizers_parity.py`` scans every code point's class in both libraries and fails on
+any other difference (a new release of either library that changes more characters); it also
+pins that example.
 """
 
 from __future__ import annotations
@@ -78,6 +101,11 @@ GPT4O_PATTERN = "|".join(
 )
 # Matches any whole text (including newlines) in one piece: "no pre-tokenization".
 BASIC_PATTERN = r"""[\s\S]+"""
+
+# Characters assigned in both libraries' Unicode tables but classed differently (see "Unicode
+# versions" above): U+0295, Ll in Unicode 16.0 (tiktoken 0.14), Lo since Unicode 17.0.
+UNICODE_RECLASSIFIED = frozenset("\u0295")
+__all__ += ["UNICODE_RECLASSIFIED"]
 
 PATTERNS: dict[str, str] = {
     "basic": BASIC_PATTERN,

@@ -14,6 +14,8 @@ Read in this order:
 - ``callbacks.py``: hooks to plot, print or stop early (:class:`EarlyStopping`).
 - ``trainer.py``: :class:`Trainer`, the loop that ties them together, with exact resume.
 - ``run_config.py``: the four TOML tables of a ``minroots train`` run (data, model, train, sample).
+- ``mixed_precision.py`` and ``loss_scaling.py``: bf16/fp16 products with float32 master weights,
+  and the dynamic loss scale of fp16 (chapter 13, ``book/13_training_at_scale.md``).
 
 >>> from minroots import Trainer, TransformerModel
 >>> model = TransformerModel(vocab_size=76, block_size=16, n_layer=1, n_embd=16)

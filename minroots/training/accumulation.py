@@ -39,14 +39,15 @@ def loss_of(out):
     return loss
 
 
-def accumulate_gradients(model, x, y, micro_batches: int) -> float:
+def accumulate_gradients(model, x, y, micro_batches: int, loss_scale: float = 1.0) -> float:
     r"""Add :math:`\nabla_\theta L` of the batch ``(x, y)`` (``(m b, T)`` each) into every ``.grad``,
     one micro-batch of ``b`` rows at a time; return the batch loss :math:`L`, the mean of the
     micro-batch losses.
 
     ``model(x_i, y_i)`` returns ``(logits, loss)`` (or ``loss``), the loss a mean over its rows.
     A loss that is NaN or infinite raises ``FloatingPointError`` naming the micro-batch, before its
-    ``backward``.
+    ``backward``. ``loss_scale`` :math:`s` multiplies what is backpropagated (the gradients come
+    out :math:`s` times larger; fp16 loss scaling, chapter 13); the returned loss is unscaled.
     """
     if isinstance(micro_batches, bool) or not isinstance(micro_batches, int) or micro_batches < 1:
         raise ValueError(
@@ -66,6 +67,6 @@ def accumulate_gradients(model, x, y, micro_batches: int) -> float:
             raise FloatingPointError(
                 f"the training loss is {value} (micro-batch {i + 1} of {micro_batches})"
             )
-        (loss * (1.0 / micro_batches)).backward()
+        (loss * (loss_scale / micro_batches)).backward()
         total += value
     return total / micro_batches

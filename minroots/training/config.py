@@ -43,12 +43,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from minroots.validation import check_fields, shown
+from minroots.validation import check_fields, one_of, real, shown
 
 __all__ = ["TrainerConfig", "load_toml", "SCHEDULES", "DEVICES"]
+__all__ += ["PRECISIONS", "COMMUNICATORS"]  # chapter 13's fields, kept apart so merges stay apart
 
 SCHEDULES = ("cosine", "linear", "constant", "inverse_sqrt")
 DEVICES = ("cpu", "cuda", "auto")
+PRECISIONS = ("float32", "bf16", "fp16")
+COMMUNICATORS = ("auto", "mpi", "nccl")
 
 
 def load_toml(path: str | os.PathLike) -> dict:
@@ -111,6 +114,14 @@ class TrainerConfig:
     device: str = "cpu"  # "cpu" (NumPy), "cuda" (CuPy) or "auto" (CUDA when available)
     debug: bool = False  # detect_anomaly: name the first operation producing NaN/inf (slower)
     overwrite: bool = False  # start afresh in an out_dir that holds another run's checkpoints
+    # training at scale (chapter 13): each a no-op at its default
+    checkpoint_activations: bool = False  # recompute each block's activations in the backward
+    precision: str = "float32"  # "float32", "bf16" or "fp16": matmuls in 16 bits, float32 master
+    communicator: str = (
+        "auto"  # under mpirun/srun: "auto" (MPI on cpu, NCCL on cuda), "mpi", "nccl"
+    )
+    comm_timeout: float = 300.0  # seconds a rank waits for the others before stopping with an error
+    bucket_mb: float = 25.0  # gradients all-reduced in buckets of this many megabytes
 
     def __post_init__(self):
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -152,6 +163,10 @@ class TrainerConfig:
             )
         if self.out_dir == "":
             self.out_dir = None
+        one_of(where, "precision", self.precision, PRECISIONS)
+        one_of(where, "communicator", self.communicator, COMMUNICATORS)
+        for name in ("comm_timeout", "bucket_mb"):
+            real(where, name, getattr(self, name), low=0, low_open=True)
 
     # --- reading and writing ---------------------------------------------------------------
     @classmethod

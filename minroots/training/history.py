@@ -2,11 +2,14 @@ r"""The training history: one record per logged or evaluated step, as JSON lines
 
 Book chapter 7, "Training" (``book/07_training.md``); tests in ``tests/test_training_trainer.py``.
 
-Every record has the same six keys; a value that was not measured at that step is ``None``
+Every record has the same eight keys; a value that was not measured at that step is ``None``
 (``null`` in the file)::
 
     {"step": 250, "train_loss": 2.01, "val_loss": 2.07, "val_perplexity": 7.92, "lr": 0.00098,
-     "tokens_per_s": 9120.4}
+     "tokens_per_s": 9120.4, "skipped": null, "loss_scale": null}
+
+(``skipped`` and ``loss_scale`` are set only by fp16 training, when a step's gradients
+overflowed and the step was skipped; chapter 13, ``book/13_training_at_scale.md``.)
 
 ``val_perplexity`` is :math:`e^{\text{val\_loss}}` (the loss is in nats per token). The file
 ``history.jsonl`` grows by one line per record, so it can be read while training runs
@@ -19,7 +22,7 @@ no window, no global pyplot state, so it works on servers and inside notebooks a
 
 >>> h = History()
 >>> h.add(step=10, train_loss=3.2, lr=1e-3)
-{'step': 10, 'train_loss': 3.2, 'val_loss': None, 'val_perplexity': None, 'lr': 0.001, 'tokens_per_s': None}
+{'step': 10, 'train_loss': 3.2, 'val_loss': None, 'val_perplexity': None, 'lr': 0.001, 'tokens_per_s': None, 'skipped': None, 'loss_scale': None}
 >>> h.train_losses
 [(10, 3.2)]
 """
@@ -36,6 +39,7 @@ from minroots.persistence import append_line, atomic_file, write_text
 __all__ = ["History", "HISTORY_KEYS"]
 
 HISTORY_KEYS = ("step", "train_loss", "val_loss", "val_perplexity", "lr", "tokens_per_s")
+HISTORY_KEYS += ("skipped", "loss_scale")  # fp16 steps skipped on overflow (chapter 13)
 
 
 class History(list):

@@ -69,6 +69,7 @@ from tqdm.auto import tqdm
 from minroots import backend as B
 from minroots.autograd import detect_anomaly, no_grad
 from minroots.data import DataLoader
+from minroots.distributed.world import World
 from minroots.optim import AdamW, LRScheduler, clip_grad_norm_, get_schedule, weight_decay_groups
 from minroots.training.accumulation import accumulate_gradients, loss_of
 from minroots.training.checkpoint import (
@@ -83,6 +84,7 @@ from minroots.training.config import TrainerConfig
 from minroots.training.divergence import DivergenceError, non_finite_gradients
 from minroots.training.history import History
 from minroots.training.integrity import NonFiniteError, check_fingerprint, check_state, fingerprint
+from minroots.training.mixed_precision import MixedPrecision
 from minroots.training.protocols import BatchDataset, as_dataset, check_fits, check_model
 
 __all__ = ["Trainer", "DivergenceError", "HISTORY_FILE", "LOSS_CURVE_FILE", "CONFIG_FILE"]
@@ -111,6 +113,8 @@ class Trainer:
             (``Trainer(model, data, max_steps=100)``).
         callbacks: objects with ``on_step_end``/``on_evaluate``/``on_save`` (see
             :mod:`minroots.training.callbacks`).
+        world: this process's rank among several (:class:`minroots.distributed.world.World`); by
+            default the ranks started by ``mpirun``/``srun``, or one process (chapter 13).
 
     After :meth:`train`, ``trainer.history`` holds the records and ``trainer.step`` the number of
     updates done.
@@ -124,6 +128,7 @@ class Trainer:
         optimizer=None,
         config: TrainerConfig | None = None,
         callbacks=(),
+        world: World | None = None,
         **overrides,
     ):
         if config is None:
@@ -134,7 +139,19 @@ class Trainer:
             config = config.replace(**overrides)
         self.config = cfg = config
         self.model = check_model(model)
+        # chapter 13, training at scale: ranks (one process unless launched by mpirun/srun)
+        self.world = World.launch(cfg) if world is None else world
+        self.world.check_batch(self.sequences_per_step)
         self._setup_device()
+        self.precision = MixedPrecision(cfg.precision, self.device)  # bf16/fp16 products
+        if cfg.checkpoint_activations:  # recompute each block's activations in the backward
+            if not hasattr(self.model, "checkpoint_activations"):
+                raise ValueError(
+                    f"Trainer: checkpoint_activations=True needs a model with a "
+                    f"checkpoint_activations switch (TransformerModel has one); "
+                    f"{type(self.model).__name__} has none"
+                )
+            self.model.checkpoint_activations = True
         self.dataset = as_dataset(dataset, model, cfg.seed, "dataset")
         self.eval_dataset = (
             None
@@ -166,6 +183,9 @@ class Trainer:
         self.optimizer = optimizer if optimizer is not None else self._default_optimizer()
         self.scheduler = LRScheduler(self.optimizer, self._schedule())
         self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self.world.broadcast_parameters(self.params)  # chapter 13: every rank starts from rank 0's
+        self.world.separate_random_streams()
+        self.skipped_step = False  # fp16: the last step overflowed and was skipped
 
         self.step = 0  # optimizer updates done
         self.tokens_seen = 0
@@ -208,12 +228,13 @@ class Trainer:
         return B.to_device(a, "cuda") if self.device == "cuda" else a
 
     def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
-        """The ``(x, y)`` of the next update: ``batch_size * grad_accum_steps`` sequences."""
+        """The ``(x, y)`` of the next update: ``batch_size * grad_accum_steps`` sequences (this
+        rank's equal share of them when several ranks train together, chapter 13)."""
         if self.loader is not None:
             x, y = self.loader.next_batch()
         else:
             x, y = self.dataset.get_batch("train", self.sequences_per_step, self._data_rng)
-        return x, y
+        return self.world.shard((x, y))
 
     def _bad_gradients(self) -> list[str]:
         """Names (or indices) of the optimizer's parameters whose gradient is not finite."""
@@ -236,27 +257,30 @@ class Trainer:
 
         Raises :class:`DivergenceError` (naming the step) when the loss or a gradient is not finite.
         """
-        cfg, m = self.config, self.config.grad_accum_steps
+        cfg, m = self.config, self.world.micro_batches(self.config)
         n = self.step + 1  # the 1-based number of this update, as people count steps
         lr = self.scheduler.get_last_lr()[0]
         x, y = self.next_batch()  # (m b, T) each
         x, y = self._to_device(x), self._to_device(y)
         anomaly = detect_anomaly() if cfg.debug else contextlib.nullcontext()
         try:
-            with anomaly:
-                loss = accumulate_gradients(self.model, x, y, m)  # (m b, T) in m micro-batches
+            with anomaly, self.precision.autocast():
+                loss = accumulate_gradients(self.model, x, y, m, self.precision.loss_scale)
         except FloatingPointError as exc:  # a non-finite loss, or (debug) the operation making one
             raise self._diverged(n, str(exc)) from exc
-        norm = clip_grad_norm_(self.params, cfg.clip_norm if cfg.clip_norm else math.inf)
+        loss = self.world.average_gradients(self.params, loss)  # all-reduce over the ranks
+        self.skipped_step = not self.precision.unscale(self.params)  # fp16 overflow: skip
+        norm = 0.0 if self.skipped_step else clip_grad_norm_(self.params, cfg.clip_norm or math.inf)
         if not math.isfinite(norm):
             bad = self._bad_gradients()
             shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
             raise self._diverged(n, f"the gradient norm is {norm}; non-finite gradients in {shown}")
-        self.optimizer.step()
+        if not self.skipped_step:
+            self.optimizer.step()
         self.optimizer.zero_grad()
         self.scheduler.step()
         self.step += 1
-        self.tokens_seen += int(x.shape[0] * x.shape[1])
+        self.tokens_seen += int(x.shape[0] * x.shape[1]) * self.world.size
         return loss, lr
 
     # --- evaluation ---------------------------------------------------------------------------
@@ -319,6 +343,7 @@ class Trainer:
             "data_rng": self._data_rng.bit_generator.state,  # PCG64: plain ints
             "loader": None if self.loader is None else self.loader.state_dict(),
             "fingerprint": self._fingerprint(),  # the tokenizer's and data's checksums
+            "loss_scaler": self.precision.state_dict(),
         }
 
     def _fingerprint(self) -> dict:
@@ -390,17 +415,19 @@ class Trainer:
             self._data_rng.bit_generator.state = state["data_rng"]
             if self.loader is not None and state.get("loader") is not None:
                 self.loader.load_state_dict(state["loader"])
+            self.precision.load_state_dict(state.get("loss_scaler"))
         except (KeyError, TypeError, ValueError) as exc:
             detail = f"missing the field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise ValueError(f"Trainer.resume: {os.fspath(state_file)!r} cannot be restored: "
                              f"{detail}") from None  # fmt: skip
+        self.world.separate_random_streams()  # chapter 13: the saved state is rank 0's
         run_dir = Path(state["path"]).parent.parent
         if self.out_dir is None:
             self.out_dir = run_dir
         self.history = History(
             r for r in History.read(run_dir / HISTORY_FILE) if r["step"] <= self.step
         )
-        if self.out_dir is not None:
+        if self._writes:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             self.history.write(self.out_dir / HISTORY_FILE)
         self.should_stop = False
@@ -423,6 +450,11 @@ class Trainer:
                 (out / name).unlink(missing_ok=True)
         write_json(out / CONFIG_FILE, self.config.to_dict())
 
+    @property
+    def _writes(self) -> bool:
+        """Whether this process writes files: it has an out_dir and is rank 0 (chapter 13)."""
+        return self.out_dir is not None and self.world.is_main
+
     def _due(self, interval: int) -> bool:
         return interval > 0 and self.step % interval == 0
 
@@ -433,12 +465,13 @@ class Trainer:
         (every ``save_interval`` steps and at the end) into ``out_dir``.
         """
         cfg = self.config
-        if self.out_dir is not None:
+        if self._writes:
             self._prepare_out_dir()
         self.model.train()
         self.should_stop = False
+        quiet = cfg.log_interval == 0 or not self.world.is_main  # rank 0 alone shows progress
         bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step",
-                   disable=cfg.log_interval == 0, dynamic_ncols=True)  # fmt: skip
+                   disable=quiet, dynamic_ncols=True)  # fmt: skip
         window_tokens, window_time = 0, 0.0
         try:
             while self.step < self.total_steps and not self.should_stop:
@@ -457,14 +490,16 @@ class Trainer:
                 if cfg.eval_interval and (self._due(cfg.eval_interval) or last):
                     metrics = self.evaluate()
                     record.update(metrics)
-                    if cfg.log_interval:
+                    if cfg.log_interval and self.world.is_main:
                         bar.write(
                             f"step {self.step}: val loss {metrics['val_loss']:.4f}, "
                             f"perplexity {metrics['val_perplexity']:.2f}"
                         )
+                if self.skipped_step:  # fp16: this step's gradients overflowed
+                    record.update(skipped=True, loss_scale=self.precision.loss_scale)
                 if record:
                     entry = self.history.add(self.step, **record)
-                    if self.out_dir is not None:
+                    if self._writes:
                         self.history.append_to(self.out_dir / HISTORY_FILE, entry)
                         if metrics is not None:
                             self.history.plot(self.out_dir / LOSS_CURVE_FILE)
@@ -472,9 +507,7 @@ class Trainer:
                     self._call("on_evaluate", self.step, metrics)
                 self._call("on_step_end", self.step, {"loss": loss, "lr": lr})
                 bar.update(1)
-                if self.out_dir is not None and (
-                    self._due(cfg.save_interval) or last or self.should_stop
-                ):
+                if self._writes and (self._due(cfg.save_interval) or last or self.should_stop):
                     self.save_checkpoint()
         finally:
             bar.close()
