@@ -16,9 +16,18 @@ Worked example: probabilities ``[0.5, 0.3, 0.15, 0.05]`` with ``top_p=0.7`` keep
 (0.5 < 0.7 <= 0.8) and sample them with probabilities ``[0.625, 0.375]``.
 
 Decoding with a key/value cache: the prompt is run once (the *prefill*), then each new token
-costs one position. When the sequence grows past ``block_size`` the context is cropped to the
-last ``block_size`` tokens; positions then shift, so the cache is rebuilt from the cropped window
-(each later step is a full forward, exactly as without a cache).
+costs one position. When the sequence grows past ``block_size``, what happens depends on how the
+model encodes positions:
+
+- learned positions (GPT-2) have no vector past ``block_size``: the context is cropped to the last
+  ``block_size`` tokens and, since every position then shifts, each later step is a full forward
+  of the cropped window (exactly as without a cache), so each token costs ``block_size`` positions.
+- rotary positions (the modern decoder, book chapter 12) depend only on the distance between two
+  tokens, so the model's caches are sliding windows (:class:`~minroots.nn.attention.KVCache` with
+  ``window=block_size``): the oldest position leaves as the new one comes and each step costs one
+  position, however long the text. Each cached key keeps the context it was computed with, so
+  the text differs from the cropped recomputation (the same rule as Mistral's sliding-window
+  attention); ``use_cache=False`` gives the cropped recomputation for these models too.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ __all__ = [
     "stream",
     "generate",
     "beam_search",
+    "beam_search_prompt",
 ]
 
 
@@ -153,20 +163,22 @@ class _CachedDecoder:
         self.model = model
         self.block = model.config.block_size
         self.caches = model.new_cache() if use_cache else None
+        # a sliding-window cache (rotary positions) keeps going past block_size
+        self.sliding = bool(self.caches) and getattr(self.caches[0], "window", None) is not None
         self.n_cached = 0  # tokens of the current sequence held by the cache (from its start)
 
     def logits(self, ids: np.ndarray):
         xp = B.get_array_module(self.model.wte.weight.data)
         t = ids.shape[1]
-        if self.caches is None or t > self.block:  # no cache, or a sliding window: full forward
+        if self.caches is None or (t > self.block and not self.sliding):  # full forward
             if self.caches is not None:
                 for c in self.caches:
                     c.reset()
                 self.n_cached = 0
             h = self.model.hidden_states(xp.asarray(ids[:, -self.block :]))
-        else:  # feed only what the cache has not seen yet
-            new = xp.asarray(ids[:, self.n_cached :])
-            h = self.model.hidden_states(new, self.caches)
+        else:  # feed only what the cache has not seen yet (a long prompt: its last block)
+            new = ids[:, -self.block :] if self.n_cached == 0 else ids[:, self.n_cached :]
+            h = self.model.hidden_states(xp.asarray(new), self.caches)
             self.n_cached = t
         return self.model.lm_head(h[:, -1:, :]).data[:, 0, :]  # (B, V)
 
@@ -236,7 +248,12 @@ def beam_search(model, src, max_new_tokens=None, bos_id=None, eos_id=None, beam_
     :math:`\alpha = 0` compares raw log-probabilities (favoring short outputs), :math:`\alpha = 1`
     the average per token. Search stops when ``beam_size`` hypotheses are finished, or after
     ``max_new_tokens``; then the best-scoring one is returned (without BOS and EOS).
+
+    A decoder-only model (one without ``encode``, e.g. any :class:`~minroots.nn.gpt.TransformerModel`
+    configuration) goes through :func:`beam_search_prompt` instead, with ``src`` as the prompts.
     """
+    if not hasattr(model, "encode"):
+        return beam_search_prompt(model, src, max_new_tokens, eos_id, beam_size, length_penalty)
     cfg = model.config
     bos_id = cfg.bos_id if bos_id is None else bos_id
     eos_id = cfg.eos_id if eos_id is None else eos_id
@@ -272,6 +289,59 @@ def beam_search(model, src, max_new_tokens=None, bos_id=None, eos_id=None, beam_
     finally:
         model.train(was_training)
     return results
+
+
+class _PromptedDecoder:
+    """A decoder-only model behind the encoder–decoder interface that :func:`_beam_one` uses: its
+    caches start filled with all of the prompt but its last token, which plays the part of BOS,
+    and there is no memory to attend to (a placeholder is passed around and ignored)."""
+
+    class _NoCache:
+        def reorder(self, index) -> None:
+            pass
+
+    def __init__(self, model, prompt: np.ndarray, xp):
+        self.model, self.prompt, self.xp = model, prompt, xp
+
+    def new_cache(self):
+        caches = self.model.new_cache()
+        if self.prompt.shape[1] > 1:  # prefill the prompt once, for a batch of one beam
+            self.model.hidden_states(self.xp.asarray(self.prompt[:, :-1]), caches)
+        return [(c, self._NoCache()) for c in caches]
+
+    def decode(self, last, memory, mask, caches):
+        h = self.model.hidden_states(last, [c for c, _ in caches])  # (beams, 1, C)
+        return self.model.lm_head(h)  # (beams, 1, V)
+
+
+def beam_search_prompt(model, idx, max_new_tokens=None, eos_id=None, beam_size: int = 1,
+                       length_penalty: float = 1.0) -> list[np.ndarray]:  # fmt: skip
+    """Beam search for a decoder-only model: the best continuation of each prompt row of ``idx``
+    (``(B, T)`` or ``(T,)``), without EOS, scored as in :func:`beam_search`.
+
+    The same search (:func:`_beam_one`) as for encoder–decoders, with the model's own KV cache;
+    beams share the prompt's prefill. ``max_new_tokens`` defaults to, and with learned positions
+    is capped at, what still fits in ``block_size``.
+    """
+    positive_int("generate", "beam_size", beam_size)
+    ids, _ = _prompt(idx)
+    cfg = model.config
+    room = cfg.block_size - ids.shape[1] + 1  # the last prompt token is decoded with the beams
+    sliding = model.new_cache()[0].window is not None  # rotary positions slide past block_size
+    max_new = room if max_new_tokens is None else integer("generate", "max_new_tokens",
+                                                          max_new_tokens, low=0)  # fmt: skip
+    if not sliding:
+        max_new = min(max_new, room)
+    xp = B.get_array_module(model.lm_head.weight.data)
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            return [_beam_one(_PromptedDecoder(model, ids[b : b + 1], xp), Tensor(xp.zeros((1, 1, 1))),
+                              None, int(ids[b, -1]), eos_id, beam_size, length_penalty, max_new, xp)
+                    for b in range(ids.shape[0])]  # fmt: skip
+    finally:
+        model.train(was_training)
 
 
 def _beam_one(model, memory, mask, bos_id, eos_id, beam_size, alpha, max_new, xp):

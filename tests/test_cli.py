@@ -189,7 +189,7 @@ def test_help_everywhere(argv, capsys):
         ([*TINY, "lrr=0.1"], "unknown key 'lrr' (did you mean 'lr'?)"),
         ([*TINY, "lr=fast"], "lr must be a float, got 'fast'"),
         ([*TINY, "max_steps"], "must look like key=value"),
-        (["train", "--preset", "huge"], "unknown preset 'huge'; available: default, tang, tiny"),
+        (["train", "--preset", "huge"], "unknown preset 'huge'; available: default, llama, llama-tiny, tang, tiny"),
         (["train", "--config", "missing.toml"], "missing.toml"),
         (["generate", "--checkpoint", "nowhere"], "resolve_checkpoint: 'nowhere' does not exist"),
         (["generate"], "required: --checkpoint"),

@@ -1,5 +1,5 @@
 """GPT-2 logits parity: a small random ``GPT2LMHeadModel`` saved by transformers (offline) loads
-into ``TransformerModel.from_pretrained_gpt2`` and gives the same logits and loss."""
+into ``TransformerModel.from_pretrained`` (and its earlier name ``from_pretrained_gpt2``) and gives the same logits and loss."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def test_logits_match_transformers(hf_dir, dtype, atol):
     path, hf = hf_dir
     idx = np.random.default_rng(0).integers(0, 101, (3, 32))
     ref, ref_loss = _hf_logits(hf, idx, getattr(torch, dtype))
-    model = TransformerModel.from_pretrained_gpt2(path, dtype=dtype)
+    model = TransformerModel.from_pretrained(path, dtype=dtype)
     assert model.wte.weight.dtype == np.dtype(dtype)
     assert model.lm_head.weight is model.wte.weight
     logits, _ = model(idx)

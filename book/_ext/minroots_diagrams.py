@@ -172,7 +172,9 @@ def draw_bpe_merges():
         vocab = {i: tok.vocab[i] for i in range(256 + k + 1)}
         partial._setup("basic", vocab, tok.merges[: k + 1], {})
         ids = partial.encode(text)
-        rows.append((f"merge {k + 1}: {first.decode()} + {second.decode()}", [tok.vocab[i] for i in ids]))
+        rows.append(
+            (f"merge {k + 1}: {first.decode()} + {second.decode()}", [tok.vocab[i] for i in ids])
+        )
     fig, ax = _canvas(9, 0.75 * len(rows) + 0.4, (-3.4, len(text) + 0.2), (-0.6, len(rows) - 0.3))
     for r, (label, pieces) in enumerate(rows):
         y = len(rows) - 1 - r

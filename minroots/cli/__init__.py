@@ -63,6 +63,7 @@ COMMANDS = [
     "tokenizer",
     "eval",
     "assignments",
+    "export",
     "serve",
     "quantize",
 ]

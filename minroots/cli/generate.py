@@ -1,6 +1,7 @@
 """``minroots generate``: continue a prompt with a trained checkpoint, printing text as it comes.
 
-Book chapter 9, "Generation" (``book/09_generation.md``); tests in ``tests/test_cli.py``.
+Book chapter 9, "Generation" (``book/09_generation.md``); the sliding-window cache past the
+context is chapter 12 (``book/12_modern_decoder.md``). Tests in ``tests/test_cli.py``.
 
 ::
 
@@ -24,13 +25,21 @@ from minroots.training.run_config import SampleSettings
 
 __all__ = ["register", "run", "stream_sample", "unknown_character"]
 
+_PAST_THE_WINDOW = (
+    "Past the context window (block_size tokens): a model with learned positions (GPT-2 style) "
+    "has no position vector beyond it, so each new token recomputes the last block_size tokens "
+    "without the key/value cache (block_size positions of work instead of one); a model with "
+    'rotary positions (position = "rope", e.g. --preset llama) keeps a sliding-window cache '
+    "and each token costs the same however long the text grows."
+)
+
 
 def register(subparsers) -> None:
     """Add ``generate`` to the ``minroots`` sub-commands."""
     gen = subparsers.add_parser("generate", help="continue a prompt with a trained model "
                                 "(streams text)", description="Load a checkpoint (a run's folder "
                                 "or one checkpoint) and print a continuation of the prompt as it "
-                                "is generated.")  # fmt: skip
+                                "is generated.", epilog=_PAST_THE_WINDOW)  # fmt: skip
     gen.add_argument("--checkpoint", required=True, metavar="DIR",
                      help="a run's output folder (its latest checkpoint) or a checkpoint folder")  # fmt: skip
     gen.add_argument("--prompt", default="\n", metavar="TEXT", help="text to continue "

@@ -47,8 +47,9 @@ def register(subparsers) -> None:
     train.add_argument("--config", metavar="FILE.toml", help="a TOML file with [data], [model], "
                        "[train], [sample] tables changing the preset's values")  # fmt: skip
     train.add_argument("--preset", default="default", metavar="NAME",
-                       help="a bundled preset: %(default)s (the default), tiny (seconds) "
-                       "or tang (Tang poems, minutes)")  # fmt: skip
+                       help="a bundled preset: %(default)s (the default), tiny (seconds), "
+                       "tang (Tang poems, minutes), llama or llama-tiny (the same with a "
+                       "Llama-style model, book chapter 12)")  # fmt: skip
     train.add_argument("--out", metavar="DIR", help="output folder (default runs/<preset>); a "
                        "folder that holds a run is never replaced without --overwrite")  # fmt: skip
     train.add_argument("--resume", action="store_true", help="continue the run saved in the "

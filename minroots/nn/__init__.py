@@ -20,7 +20,10 @@ from minroots.nn.layer_norm import LayerNorm
 from minroots.nn.linear import Linear
 from minroots.nn.module import Module, ModuleList, Parameter, Sequential
 from minroots.nn.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+from minroots.nn.pretrained import from_pretrained
+from minroots.nn.rms_norm import RMSNorm
 from minroots.nn.seq2seq import Seq2SeqConfig, Seq2SeqTransformer
+from minroots.nn.swiglu import SwiGLU
 from minroots.nn.transformer_block import TransformerBlock
 
 F = functional
@@ -32,3 +35,5 @@ __all__ = [
     "TransformerModel", "Seq2SeqConfig", "Seq2SeqTransformer",
     "SelfAttention", "CrossAttention",
 ]  # fmt: skip
+# the modern decoder (book chapter 12): its layers, and Hugging Face checkpoints
+__all__ += ["RMSNorm", "SwiGLU", "from_pretrained"]

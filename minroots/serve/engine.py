@@ -32,6 +32,10 @@ where two candidates tie to that precision).
 the last ``block_size`` tokens at positions ``0 .. block_size - 1``: every cached key has moved,
 so (as :func:`~minroots.generation.generate` does) each later token is a full forward of the
 window, run for that sequence alone. It gives up its cache slot, which is then free for others.
+A model with rotary positions (book chapter 12) needs no full forward: its keys depend only on
+distances, so the slot's keys and values move into the sequence's own sliding-window
+:class:`~minroots.nn.attention.KVCache` (``model.new_cache()``), and each later token costs one
+position, exactly as :func:`~minroots.generation.generate` continues such a model.
 """
 
 from __future__ import annotations
@@ -88,6 +92,7 @@ class Sequence:
     tokens: list = field(default_factory=list)  # generated ids
     row: int | None = None  # its slot while it has one
     finish_reason: str | None = None  # "stop", "length", "cancelled", "timeout", "error"
+    caches: list | None = None  # past block_size, a rotary model's own sliding-window caches
 
     def __post_init__(self):
         self.prompt = [int(i) for i in self.prompt]
@@ -132,6 +137,8 @@ class Engine:
         self.cache = SlotCache(len(model.h), self.max_batch, self.block_size)
         self.rows: list[Sequence] = []  # sequences with a cache slot: sequence i has row i
         self.windowed: list[Sequence] = []  # sequences past block_size (no slot, full forwards)
+        # rotary positions: past block_size a sequence keeps its keys in a sliding window
+        self.sliding = model.new_cache()[0].window is not None
         self.waiting: deque[Sequence] = deque()
         self.rng = B.rng("numpy")  # for sequences without a seed
         self.steps = self.tokens = 0  # counters, for /health and the benchmarks
@@ -210,10 +217,22 @@ class Engine:
             events.append(self._sampled(seq, logits[i : i + 1]))
 
     def _decode_window(self, seq: Sequence, events: list[Event]) -> None:
-        window = (seq.prompt + seq.tokens)[-self.block_size :]
         with no_grad():
-            logits = self._logits(np.array([window], dtype=np.int64))
+            if seq.caches is not None:  # a sliding window: one new position
+                logits = self._logits(np.array([seq.tokens[-1:]], dtype=np.int64), seq.caches)
+            else:  # learned positions: the last block_size tokens again from position 0
+                window = (seq.prompt + seq.tokens)[-self.block_size :]
+                logits = self._logits(np.array([window], dtype=np.int64))
         events.append(self._sampled(seq, logits))
+
+    def _sliding_caches(self, row: int) -> list:
+        """Slot ``row``'s keys and values copied into a fresh sliding-window cache per layer."""
+        caches, n = self.model.new_cache(), int(self.cache.lengths[row])
+        for layer, c in enumerate(caches):
+            c.append(
+                self.cache.k[layer][row : row + 1, :, :n], self.cache.v[layer][row : row + 1, :, :n]
+            )
+        return caches
 
     def _admit(self, events: list[Event]) -> None:
         while self.waiting and self.running < self.max_batch:
@@ -249,7 +268,9 @@ class Engine:
         if len(seq.tokens) >= p.max_tokens:
             return self._end(seq, "length", token, text)
         if seq.row is not None and len(seq.prompt) + len(seq.tokens) > self.block_size:
-            self._release(seq)  # its next token needs a full forward of the window
+            if self.sliding:  # its keys go on in a window of its own
+                seq.caches = self._sliding_caches(seq.row)
+            self._release(seq)  # its next token needs a full forward or its own window
             self.windowed.append(seq)
         return Event(seq, token, text, None)
 
@@ -261,6 +282,7 @@ class Engine:
 
     def _finish(self, seq: Sequence, reason: str) -> None:
         seq.finish_reason = reason
+        seq.caches = None  # a finished sequence's own window is freed at once
 
     def _drop_finished(self) -> None:
         for seq in [s for s in self.rows if s.finished]:

@@ -37,11 +37,12 @@ A masked key gets weight :math:`e^{-\infty} = 0`, so the unused part of a row ch
 receive keys and values). Several new tokens at once (a prompt's *prefill*) need rows of one
 length, because the causal mask lines up the queries with the last keys.
 
-**What a rotary model needs** (positions applied inside attention instead of added at the
-input): its rotation must take the per-row positions too, i.e. accept ``cache.length`` as an
-array ``(B,)`` and rotate row :math:`s`'s queries and keys by the angles of positions
-:math:`\ell_s .. \ell_s + T - 1`. Nothing else here depends on how positions are encoded; grouped
-keys and values (fewer key heads than query heads) just give :math:`H` the key-head count.
+**Rotary models** (positions applied inside attention instead of added at the input, book
+chapter 12): the rotation takes the per-row positions too. :func:`minroots.nn.functional.rope.rope`
+accepts ``cache.position`` as an array ``(B,)`` and rotates row :math:`s`'s queries and keys by
+the angles of positions :math:`\ell_s .. \ell_s + T - 1`. Nothing else here depends on how
+positions are encoded; grouped keys and values (fewer key heads than query heads) just give
+:math:`H` the key-head count.
 """
 
 from __future__ import annotations
@@ -117,13 +118,17 @@ class SlotCache:
 class SlotView:
     """Rows ``start .. stop - 1`` of one layer of a :class:`SlotCache`, for one forward.
 
-    It has what the model's forward-with-cache asks of a cache: ``length`` (here one offset per
-    row, ``(B,)``), ``key_padding_mask(t)`` and ``append(k, v)``.
+    It has what the model's forward-with-cache asks of a cache: ``length`` and ``position`` (here
+    one offset per row, ``(B,)``: a slot holds every position of its sequence, so the two agree),
+    ``window`` (None: not a sliding window), ``key_padding_mask(t)`` and ``append(k, v)``.
     """
+
+    window = None  # a slot holds positions 0 .. length - 1, never a sliding window
 
     def __init__(self, cache: SlotCache, layer: int, start: int, stop: int, offsets: np.ndarray):
         self.cache, self.layer, self.start, self.stop = cache, layer, start, stop
         self.length = offsets  # (B,) positions already held by each row
+        self.position = offsets  # (B,) the position of each row's next token (rotary offsets)
 
     def key_padding_mask(self, t: int):
         """``(B, max(length) + t)``, True where a row has a key; ``None`` when the rows have one

@@ -12,6 +12,8 @@ Read the files in this order; each adds one idea to the previous:
   tokens; :func:`train_tokenizer_file` for the command line.
 - ``interop.py``: GPT-2's byte <-> character table; reading tiktoken, GPT-2 and Hugging Face data.
 - ``cleaning.py``: text cleaning steps and :func:`~minroots.tokenizers.cleaning.clean`.
+- ``pretrained.py``: Hugging Face ``tokenizer.json`` folders both ways (book chapter 12,
+  ``book/12_modern_decoder.md``): :func:`from_pretrained`, ``tokenizer.save_pretrained(path)``.
 """
 
 from minroots.tokenizers import cleaning
@@ -19,6 +21,7 @@ from minroots.tokenizers.base import Tokenizer, load
 from minroots.tokenizers.bpe import BPETokenizer, train_tokenizer_file
 from minroots.tokenizers.char import CharTokenizer
 from minroots.tokenizers.patterns import PATTERNS, split
+from minroots.tokenizers.pretrained import from_pretrained
 
 __all__ = [
     "Tokenizer",
@@ -30,3 +33,4 @@ __all__ = [
     "PATTERNS",
     "cleaning",
 ]
+__all__ += ["from_pretrained"]  # Hugging Face tokenizer folders (book chapter 12)

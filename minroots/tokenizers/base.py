@@ -106,6 +106,13 @@ class Tokenizer:
         data = {"type": self.type_name, **self.to_dict()}
         write_text(path, _dumps(data))
 
+    def save_pretrained(self, path: str | os.PathLike, **options) -> None:
+        """Write a Hugging Face tokenizer folder (``tokenizer.json``, ``tokenizer_config.json``);
+        see :func:`minroots.tokenizers.pretrained.save_pretrained` for ``options``."""
+        from minroots.tokenizers.pretrained import save_pretrained  # it imports the subclasses
+
+        save_pretrained(self, path, **options)
+
     @classmethod
     def load(cls, path: str | os.PathLike) -> Tokenizer:
         """Read a tokenizer saved by ``save``; on a subclass, the file's type must match it."""

@@ -21,6 +21,7 @@ constructors :meth:`BPETokenizer.from_gpt2_files <minroots.tokenizers.bpe.BPETok
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from itertools import pairwise
 
@@ -35,7 +36,12 @@ __all__ = [
     "read_hf_json",
     "read_tiktoken_ranks",
     "check_tiktoken_order",
+    "POSSESSIVE_INTERVAL",
 ]
+
+# An interval followed by "+": possessive for tiktoken and Python's regex, a repetition of the
+# interval for Hugging Face's Oniguruma, so a tokenizer.json holding one splits differently.
+POSSESSIVE_INTERVAL = re.compile(r"(?<!\\)\{\d+(?:,\d*)?\}\+")
 
 
 @lru_cache(maxsize=1)
@@ -135,7 +141,8 @@ def read_hf_json(path):
     """Parse a Hugging Face ``tokenizer.json`` holding a byte-level BPE model.
 
     Supported: model type ``BPE`` without dropout, prefixes or suffixes; no normalizer; a
-    ``ByteLevel`` pre-tokenizer using GPT-2's regex without a prefix space. Anything else raises
+    ``ByteLevel`` pre-tokenizer using GPT-2's regex without a prefix space, or a ``Split`` by a
+    regex followed by ``ByteLevel`` without one (``_hf_split_pattern``). Anything else raises
     ``ValueError`` naming the field, rather than silently tokenizing differently.
     Returns ``(vocab, merges, specials, pattern)`` like :func:`read_gpt2_files`; added tokens
     marked ``special`` become special tokens.
@@ -162,15 +169,9 @@ def _hf_parts(data, what: str):
         raise ValueError(
             f"{what}: a normalizer ({data['normalizer'].get('type')}) is not supported"
         )
-    pre = data.get("pre_tokenizer") or {}
-    if pre.get("type") != "ByteLevel":
-        raise ValueError(
-            f"{what}: expected pre_tokenizer.type 'ByteLevel', got {pre.get('type')!r}"
-        )
-    if pre.get("add_prefix_space"):
-        raise ValueError(f"{what}: pre_tokenizer.add_prefix_space=True is not supported")
-    if pre.get("use_regex", True) is False:
-        raise ValueError(f"{what}: pre_tokenizer.use_regex=False is not supported")
+    pattern = _hf_split_pattern(data.get("pre_tokenizer") or {}, what)
+    if model.get("ignore_merges"):
+        raise ValueError(f"{what}: model.ignore_merges=True is not supported")
     vocab_ids = dict(model["vocab"])
     specials = {}
     for added in data.get("added_tokens") or []:
@@ -180,7 +181,43 @@ def _hf_parts(data, what: str):
                 del vocab_ids[added["content"]]
     vocab = {i: token_to_bytes(t) for t, i in vocab_ids.items()}
     merges = _parse_merges(model.get("merges") or [], vocab_ids, what)
-    return vocab, merges, specials, GPT2_ORIGINAL_PATTERN
+    return vocab, merges, specials, pattern
+
+
+def _hf_split_pattern(pre: dict, what: str) -> str:
+    """The split regex of a byte-level pre-tokenizer: ``ByteLevel`` with GPT-2's built-in regex,
+    or ``Sequence[Split(Regex), ByteLevel(use_regex=False)]`` (Qwen 2/3, Llama 3, and what
+    :func:`minroots.tokenizers.pretrained.save_pretrained` writes for other patterns)."""
+    kind = pre.get("type")
+    if kind == "ByteLevel":
+        if pre.get("add_prefix_space"):
+            raise ValueError(f"{what}: pre_tokenizer.add_prefix_space=True is not supported")
+        if pre.get("use_regex", True) is False:
+            raise ValueError(f"{what}: pre_tokenizer.use_regex=False is not supported")
+        return GPT2_ORIGINAL_PATTERN
+    steps = pre.get("pretokenizers") or []
+    if kind == "Sequence" and [s.get("type") for s in steps] == ["Split", "ByteLevel"]:
+        split, byte_level = steps
+        pattern = (split.get("pattern") or {}).get("Regex")
+        if (
+            not isinstance(pattern, str)
+            or split.get("behavior") != "Isolated"
+            or split.get("invert")
+        ):
+            raise ValueError(f"{what}: only a Split by a Regex with behavior 'Isolated' (not "
+                             f"inverted) is supported, got {split!r}")  # fmt: skip
+        if POSSESSIVE_INTERVAL.search(pattern):
+            raise ValueError(f"{what}: the Split regex {pattern!r} has an interval followed by "
+                             "'+', which Hugging Face reads as a repetition and Python's regex as "
+                             "possessive; minroots cannot split the same way")  # fmt: skip
+        if byte_level.get("add_prefix_space") or byte_level.get("use_regex", True):
+            raise ValueError(f"{what}: the ByteLevel step after Split must have "
+                             "add_prefix_space=False and use_regex=False, got add_prefix_space="
+                             f"{byte_level.get('add_prefix_space')!r} and use_regex="
+                             f"{byte_level.get('use_regex', True)!r}")  # fmt: skip
+        return pattern
+    raise ValueError(f"{what}: expected a ByteLevel pre_tokenizer, or a Sequence of Split and "
+                     f"ByteLevel, got {kind!r}")  # fmt: skip
 
 
 def read_tiktoken_ranks(mergeable_ranks: dict[bytes, int], pattern: str, special_tokens=None):

@@ -1,7 +1,8 @@
 """``minroots.nn.functional``: the stateless operations layers are built from (``import ... as F``).
 
 Book chapter 3, "Layers and softmax attention" (``book/03_attention.md``) and chapter 4,
-"Cross-entropy" (``book/04_cross_entropy.md``); tests in ``tests/test_nn_functional.py``.
+"Cross-entropy" (``book/04_cross_entropy.md``); RMSNorm, RoPE and SwiGLU are chapter 12, "A modern
+decoder" (``book/12_modern_decoder.md``). Tests in ``tests/test_nn_functional.py``.
 
 Each fused kernel is one graph node with its forward and backward side by side, in a file of its
 own, next to a short ``*_composed`` reference built from basic autograd ops (the tests check one
@@ -26,6 +27,9 @@ from minroots.nn.functional.dropout import dropout
 from minroots.nn.functional.embedding import embedding, embedding_composed
 from minroots.nn.functional.layer_norm import layer_norm, layer_norm_composed
 from minroots.nn.functional.linear import linear, linear_composed
+from minroots.nn.functional.rms_norm import rms_norm, rms_norm_composed
+from minroots.nn.functional.rope import rope, rope_composed, rope_tables
+from minroots.nn.functional.silu import silu, silu_composed, swiglu, swiglu_composed
 
 __all__ = [
     "linear", "embedding", "softmax", "log_softmax", "gelu", "dropout", "layer_norm",
@@ -34,3 +38,7 @@ __all__ = [
     "gelu_composed", "layer_norm_composed", "cross_entropy_composed",
     "scaled_dot_product_attention_composed",
 ]  # fmt: skip
+
+# the modern decoder's kernels (book chapter 12): RMSNorm, rotary positions, SiLU and SwiGLU
+__all__ += ["rms_norm", "rope", "rope_tables", "silu", "swiglu",
+            "rms_norm_composed", "rope_composed", "silu_composed", "swiglu_composed"]  # fmt: skip
