@@ -6,7 +6,12 @@ negative integers, ragged lists, arrays of every dtype and of zero size, dicts) 
 point. An error must be a ``TypeError``/``ValueError``/``IndexError``/``KeyError`` whose message
 is one line in the package's style (``where: ...``, as ``tests/test_error_messages.py`` checks for
 every raise site) and whose innermost frame is minroots' code. A result gets a quick sanity check.
-The CI profile (``tests/conftest.py``) keeps the examples few and derandomized.
+
+Hostile files too: any bytes as a JSON, tokenizer or safetensors file; a saved tokenizer or a
+model's config with one field replaced by any JSON value (a clear error, or a tokenizer/model that
+still works); and the request bodies of ``minroots serve`` (a 400 naming the field, or a request).
+The CI profile (``tests/conftest.py``) keeps the examples few and derandomized (about 5 s in all);
+``HYPOTHESIS_PROFILE=thorough`` runs 500 random examples per test (about 30 s).
 """
 
 import json
@@ -247,3 +252,22 @@ def test_model_config_with_a_field_replaced(folder, saved_model, data, value):
     if loaded is not None:
         logits, _ = loaded(np.array([[1, 2, 3]]))
         assert logits.shape == (1, 3, 7) and np.isfinite(logits.data).all()
+
+
+# --- the HTTP server's request bodies (minroots serve): any JSON in a known field ----------------
+@given(st.booleans(), st.data(), json_values)
+def test_serve_request_bodies_of_anything(chat, data, value):
+    """A request body with one field of any JSON value: a 400 whose message is one line in the
+    style and names the field, or a parsed request (as the OpenAI API answers)."""
+    from minroots.serve.protocol import _FIELDS, APIError, parse_request
+
+    field = data.draw(st.sampled_from(sorted(_FIELDS[chat]) + ["extra"]), label="field")
+    body = {"messages": [{"role": "user", "content": "hi"}]} if chat else {"prompt": "hi"}
+    body[field] = value
+    try:
+        request = parse_request(body, chat=chat, max_tokens_cap=64, max_n=4)
+    except APIError as exc:
+        assert exc.status == 400 and "\n" not in exc.message and WHERE.match(exc.message), exc
+        assert field in exc.message or exc.param == field, exc.message
+    else:
+        assert 1 <= request.n <= 4 and 1 <= request.max_tokens <= 64
