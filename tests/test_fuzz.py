@@ -271,3 +271,33 @@ def test_serve_request_bodies_of_anything(chat, data, value):
         assert field in exc.message or exc.param == field, exc.message
     else:
         assert 1 <= request.n <= 4 and 1 <= request.max_tokens <= 64
+
+
+@pytest.fixture(scope="module")
+def saved_quantized(folder):
+    from minroots.nn.quantized import quantize_model
+
+    model = TransformerModel(vocab_size=7, block_size=6, n_layer=1, n_embd=32, n_head=2)
+    quantize_model(model, 4, 16)
+    path = folder / "int4.safetensors"
+    model.save(path)
+    return persistence.load_arrays(path, tied=False)
+
+
+@given(st.one_of(json_values, st.sampled_from(["{", "[" * 10**5])), st.data())
+def test_quantization_settings_of_anything(folder, saved_quantized, value, data):
+    """A quantized model file whose settings were edited (replaced, or one field replaced): a
+    clear error, or a model that runs."""
+    arrays, meta = saved_quantized
+    settings = json.loads(meta["quantization"])
+    if data.draw(st.booleans(), label="one field"):
+        settings[data.draw(st.sampled_from([*settings, "extra"]), label="field")] = value
+    else:
+        settings = value
+    text = settings if isinstance(settings, str) and settings[:1] in "{[" else json.dumps(settings)
+    path = folder / "edited-int4.safetensors"
+    persistence.save_arrays(path, arrays, {**meta, "quantization": text})
+    loaded = attempt(TransformerModel.load, path)
+    if loaded is not None:
+        logits, _ = loaded(np.array([[1, 2, 3]]))
+        assert logits.shape == (1, 3, 7) and np.isfinite(logits.data).all()

@@ -28,6 +28,7 @@ import os
 import re
 
 from minroots.persistence import load_arrays, read_json, save_arrays, write_json
+from minroots.validation import known_keys, shown
 
 __all__ = ["save_model", "load_model", "save_state_dict", "load_state_dict_file", "check_sizes"]
 
@@ -90,11 +91,18 @@ def load_model(cls, config_cls, path, dtype=None):
         raise ValueError(f"{cls.__name__}.load: {path!r} holds a {saved_cls}, not a {cls.__name__}")
     quantization = config.pop("quantization", None)
     if "quantization" in meta:
-        quantization = json.loads(meta["quantization"])
+        try:
+            quantization = json.loads(meta["quantization"])
+        except (ValueError, RecursionError):  # not JSON, or nested too deeply: named below
+            quantization = meta["quantization"]
     model = cls(config_cls.from_dict(config))
     if quantization:  # integer weights and scales: build the quantized layers, then fill them
         from minroots.nn.quantized import quantize_model
 
+        if not isinstance(quantization, dict):
+            raise ValueError(f"{cls.__name__}.load: the quantization settings of {weights!r} must "
+                             f"be a JSON object, got {shown(quantization)}")  # fmt: skip
+        known_keys(f"{cls.__name__}.load", quantization, ("bits", "group_size", "modules"))
         quantize_model(model, **quantization, empty=True)
     if dtype is not None:
         model.to(dtype=dtype)
