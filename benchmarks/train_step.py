@@ -8,6 +8,10 @@ Run:  python benchmarks/train_step.py [--configs small large] [--steps 20] [--wa
       python benchmarks/train_step.py --device cuda --configs large xl   # CuPy vs PyTorch CUDA
       (add --precision bf16 or fp16 for 16-bit products in both, chapter 13)
 
+``BENCH_THREADS`` (default 2) sets the threads of BLAS, torch and minroots' pool. On a busy
+machine, ``BENCH_THREADS=1 python benchmarks/train_step.py --clock cpu`` compares one thread of
+each by CPU time, which other processes disturb much less than wall-clock time.
+
 Both models start from the same weights (GPT-2 initialization, copied from minroots into torch).
 Reported per config: tokens/s (median over timed steps), the minroots/PyTorch ratio, the step's
 model FLOPs utilization (MFU) against the measured float32 matmul peak of this machine, and the
@@ -24,8 +28,8 @@ import subprocess
 import sys
 import time
 
-THREADS = "2"
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+THREADS = os.environ.get("BENCH_THREADS", "2")  # threads of BLAS, torch and minroots' pool
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MINROOTS_NUM_THREADS"):
     os.environ[var] = THREADS
 
 import numpy as np  # noqa: E402
@@ -130,6 +134,52 @@ def torch_gpt(model: TransformerModel):
     return ref.to(DEVICE["name"])
 
 
+# ---------------------------------------------------------------------- the machine
+_ISA = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+        "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")  # fmt: skip
+
+
+def cpu_description() -> str:
+    """The CPU model, its vector ISA flags, core count, NumPy's SIMD targets and BLAS core (Linux
+    ``/proc/cpuinfo``; other systems print what ``platform`` knows). Speed ratios depend on the
+    CPU kind far more than on anything else, so every benchmark header names it."""
+    import platform
+
+    model, flags, info = platform.processor() or platform.machine(), set(), {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                info.setdefault(key.strip(), value.strip())
+        model = f"{info['model name']} (family {info['cpu family']} model {info['model']})"
+        flags = set(info.get("flags", "").split())
+    except (OSError, KeyError):
+        pass
+    isa = " ".join(f for f in _ISA if f in flags) or "unknown"
+    simd = np.show_config(mode="dicts").get("SIMD Extensions", {}).get("found", [])
+    return (f"CPU: {model}, {os.cpu_count()} logical CPUs; ISA: {isa}\n"
+            f"NumPy {np.__version__} SIMD: {' '.join(simd)}; BLAS: {_blas_core()}")  # fmt: skip
+
+
+def _blas_core() -> str:
+    """OpenBLAS's name for the kernels it picked at run time (e.g. ``SkylakeX``, ``Zen``)."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as f:
+            path = next(line.split()[-1] for line in f if "openblas" in line.lower())
+        lib = ctypes.CDLL(path)
+        for name in ("scipy_openblas_get_corename64_", "openblas_get_corename64_",
+                     "openblas_get_corename"):  # fmt: skip
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                return f"OpenBLAS {fn().decode()}"
+    except (OSError, StopIteration):
+        pass
+    return "unknown"
+
+
 # ---------------------------------------------------------------------- timing
 def matmul_peak_gflops(torch=None) -> tuple[float, float | None]:
     """Best float32 GFLOP/s of a square matmul (2048 on the CPU, 8192 on a GPU): NumPy (OpenBLAS)
@@ -232,7 +282,8 @@ def _proc_status_mb(field: str) -> float:
     return int(line.split()[1]) / 1024
 
 
-def run(config: str, steps: int, warmup: int, peak_np: float, peak_t, with_memory: bool) -> dict:
+def run(config: str, steps: int, warmup: int, peak_np: float, peak_t, with_memory: bool,
+        clock=time.perf_counter) -> dict:  # fmt: skip
     import torch
 
     cfg, batch = CONFIGS[config]
@@ -249,9 +300,9 @@ def run(config: str, steps: int, warmup: int, peak_np: float, peak_t, with_memor
     for i in range(steps):  # interleaved, alternating who goes first
         order = [("minroots", step_m), ("torch", step_t)]
         for name, fn in order if i % 2 == 0 else order[::-1]:
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(clock() - t0)
     tokens = batch * cfg["block_size"]
     fpt = train_flops_per_token(cfg)
     res = {"config": config, "tokens/step": tokens, "first loss": (loss_m, loss_t)}
@@ -276,6 +327,9 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: the main thread's CPU time, for BENCH_THREADS=1 on a busy "
+                        "machine (other processes' turns on the core are not counted)")  # fmt: skip
     parser.add_argument(
         "--device",
         default="cpu",
@@ -299,6 +353,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(int(THREADS))
     peak_np, peak_t = matmul_peak_gflops(torch)
     where = "NumPy" if args.device == "cpu" else "CuPy"
+    print(cpu_description())
     print(f"device={args.device} precision={args.precision} threads={THREADS}  numpy "
           f"{np.__version__}  torch {torch.__version__}  float32 matmul peak: {where} "
           f"{peak_np:.0f} GFLOP/s, torch {peak_t:.0f} GFLOP/s")  # fmt: skip
@@ -306,7 +361,8 @@ def main(argv=None) -> None:
           f"{'step MB':>8}  ratio")  # fmt: skip
     for config in args.configs:
         memory = not args.no_memory and args.device == "cpu"
-        r = run(config, args.steps, args.warmup, peak_np, peak_t, memory)
+        clock = time.thread_time if args.clock == "cpu" else time.perf_counter
+        r = run(config, args.steps, args.warmup, peak_np, peak_t, memory, clock)
         for name in ("minroots", "torch"):
             d = r[name]
             mem = (

@@ -18,6 +18,7 @@ Book chapter 0, "Why language models" (``book/00_introduction.md``), maps the pa
 import importlib
 
 from minroots import backend
+from minroots.allocator import keep_freed_memory
 from minroots.autograd import (
     Tensor,
     arange,
@@ -41,6 +42,8 @@ from minroots.autograd import (
     zeros_like,
 )  # fmt: skip
 from minroots.backend import manual_seed
+
+keep_freed_memory()  # reuse freed arrays instead of page-faulting fresh ones in (glibc; see module)
 
 __version__ = "0.1.0"
 

@@ -21,10 +21,11 @@ Tanh form, ``approximate="tanh"`` (GPT-2's ``gelu_new``): with :math:`c = \sqrt{
     \frac{dy}{dx} = \tfrac12 (1 + \tanh u) + \tfrac{x}{2}\,(1 - \tanh^2 u)\, c\,(1 + 3 k x^2)
 
 Factored for few passes over memory: :math:`dy/dx = (1 + \tanh u)\,[\tfrac12 + \tfrac{x}{2}\,
-c\,(1 + 3 k x^2)(1 - \tanh u)]`. The fused tanh form keeps :math:`x^2` and :math:`1 + \tanh u` for
-the backward and works in place on float32 buffers (``x*x``, never ``x**3``, which is ten times
-slower). :func:`gelu_composed` builds both forms from basic ops (``erf``, ``tanh``, ``mul``) as
-the reference of the tests.
+c\,(1 + 3 k x^2)(1 - \tanh u)]`. The fused tanh form works on cache-sized blocks of the array,
+shared by the threads of :mod:`minroots.parallel`, in place on float32 buffers (``x*x``, never
+``x**3``, which is ten times slower); it keeps only its input for the backward, which recomputes
+:math:`1 + \tanh u` block by block. :func:`gelu_composed` builds both forms from basic ops
+(``erf``, ``tanh``, ``mul``) as the reference of the tests.
 
 Worked example: :math:`\mathrm{GELU}(0) = 0`; :math:`\mathrm{GELU}(1) \approx 0.8413` (exact) and
 :math:`0.8412` (tanh form); :math:`\mathrm{GELU}(-1) \approx -0.1587` (exact), :math:`-0.1588` (tanh).
@@ -37,6 +38,7 @@ import math
 from minroots import backend as B
 from minroots.autograd import elementwise as E
 from minroots.autograd.tensor import Tensor
+from minroots.parallel import map_blocks, row_blocks
 from minroots.validation import one_of, tensor_arg
 
 __all__ = ["gelu", "gelu_composed"]
@@ -65,32 +67,64 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
 
 
 def _gelu_tanh(x: Tensor) -> Tensor:
-    r""":math:`\tfrac{x}{2}(1 + \tanh u)`, in place on float32 buffers; its factored derivative."""
+    r""":math:`\tfrac{x}{2}(1 + \tanh u)`, block by block; its factored derivative, recomputed.
+
+    Each block of :data:`~minroots.parallel.BLOCK_ELEMENTS` numbers runs the whole chain of steps
+    while it sits in the cache, on the threads of :mod:`minroots.parallel`. The node keeps only its
+    input: the backward recomputes :math:`1 + \tanh u` per block (cheaper than writing two more
+    full-size arrays to memory in the forward and reading them back).
+    """
     xp = B.get_array_module(x.data)
-    a = x.data
-    dt = a.dtype.type
-    c, ck = dt(math.sqrt(2.0 / math.pi)), dt(math.sqrt(2.0 / math.pi) * 0.044715)
-    a2 = a * a  # x^2, kept for the backward
-    t1 = a2 * ck
-    t1 += c
-    t1 *= a  # u = c x + c k x^3
-    xp.tanh(t1, out=t1)
-    t1 += dt(1.0)  # 1 + tanh u, kept for the backward
-    y = a * t1
-    y *= dt(0.5)
+    a = x.data.reshape(-1)  # a view when contiguous
+    blocks = row_blocks(a.size, 1, xp=xp)
+    y = xp.empty_like(a)
+    map_blocks(lambda s: _gelu_tanh_block(a[s], out=y[s]), blocks)
 
     def backward(g):
-        # dy/dx = (1 + t) [1/2 + (x/2) c (1 + 3 k x^2) (1 - t)],  t = tanh u,  1 - t = 2 - t1
-        d = a2 * (dt(1.5) * ck)
-        d += dt(0.5) * c
-        d *= a  # (x/2) c (1 + 3 k x^2)
-        d *= xp.subtract(dt(2.0), t1)
-        d += dt(0.5)
-        d *= t1
-        d *= g
-        return (d,)
+        gx = xp.empty_like(a)
+        g1 = g.reshape(-1)
+        map_blocks(lambda s: _gelu_tanh_grad_block(a[s], g1[s], out=gx[s]), blocks)
+        return (gx.reshape(x.shape),)
 
-    return Tensor._make(y, (x,), backward, "gelu")
+    return Tensor._make(y.reshape(x.shape), (x,), backward, "gelu")
+
+
+def _tanh_term(a):
+    r""":math:`x^2` and :math:`1 + \tanh u` with :math:`u = c x + c k x^3` (``x*x``, never ``x**3``)."""
+    xp = B.get_array_module(a)
+    dt = a.dtype.type
+    c, ck = dt(math.sqrt(2.0 / math.pi)), dt(math.sqrt(2.0 / math.pi) * 0.044715)
+    a2 = a * a
+    t1 = a2 * ck
+    t1 += c
+    t1 *= a  # u
+    xp.tanh(t1, out=t1)
+    t1 += dt(1.0)
+    return a2, t1
+
+
+def _gelu_tanh_block(a, out):
+    """``out = (a / 2) (1 + tanh u)`` for one block."""
+    _, t1 = _tanh_term(a)
+    B.get_array_module(a).multiply(a, t1, out=out)
+    out *= a.dtype.type(0.5)
+
+
+def _gelu_tanh_grad_block(a, g, out):
+    """``out = g dy/dx`` for one block: (1 + t) [1/2 + (x/2) c (1 + 3 k x^2) (1 - t)], t = tanh u,
+    and 1 - t = 2 - (1 + t)."""
+    xp = B.get_array_module(a)
+    dt = a.dtype.type
+    c, ck = dt(math.sqrt(2.0 / math.pi)), dt(math.sqrt(2.0 / math.pi) * 0.044715)
+    a2, t1 = _tanh_term(a)
+    d = xp.multiply(a2, dt(1.5) * ck, out=a2)
+    d += dt(0.5) * c
+    d *= a  # (x/2) c (1 + 3 k x^2)
+    xp.multiply(g, t1, out=out)  # g (1 + t)
+    xp.subtract(dt(2.0), t1, out=t1)  # 1 - t
+    d *= t1
+    d += dt(0.5)
+    out *= d
 
 
 def gelu_composed(x: Tensor, approximate: str = "none") -> Tensor:

@@ -218,7 +218,8 @@ class SelfAttention(Module):
         (default ``n_head``). head_dim: size of each head (default ``n_embd // n_head``).
         rope_theta: the base of rotary positions (None: no rotation). qk_norm: RMSNorm on
         queries and keys. qkv_bias: biases in ``c_attn`` (default ``bias``). norm_eps: the
-        epsilon of the QK norms. init_std: initial std of ``c_attn``.
+        epsilon of the QK norms. init_std: initial std of ``c_attn``. kernel: ``"auto"``,
+        ``"dense"`` or ``"flash"`` (tiled), passed to the attention kernel.
     """
 
     cross = False  # keys and values come from x itself (CrossAttention: from memory)
@@ -227,7 +228,7 @@ class SelfAttention(Module):
                  proj_std: float = 0.02, *, n_kv_head: int | None = None,
                  head_dim: int | None = None, rope_theta: float | None = None,
                  qk_norm: bool = False, qkv_bias: bool | None = None, norm_eps: float = 1e-6,
-                 init_std: float = 0.02):  # fmt: skip
+                 init_std: float = 0.02, kernel: str = "auto"):  # fmt: skip
         super().__init__()
         where = "SelfAttention"
         if head_dim is None:
@@ -244,6 +245,7 @@ class SelfAttention(Module):
         qkv_bias = bias if qkv_bias is None else qkv_bias
         self.c_attn = Linear(n_embd, qkv_width, bias=qkv_bias, init_std=init_std)
         self.c_proj = Linear(n_head * head_dim, n_embd, bias=bias, init_std=proj_std)
+        self.kernel = kernel
         self.q_norm = RMSNorm(head_dim, eps=norm_eps) if qk_norm else None
         self.k_norm = RMSNorm(head_dim, eps=norm_eps) if qk_norm else None
         self.resid_dropout = Dropout(dropout)
@@ -260,7 +262,9 @@ class SelfAttention(Module):
             t = x.shape[1]
             mask, is_causal = _fold_causal(mask, is_causal, t, t)
             qkv = self.c_attn(x)  # (B, T, 3C)
-            y = packed_self_attention(qkv, self.n_head, is_causal=is_causal, mask=mask, dropout_p=p)
+            y = packed_self_attention(
+                qkv, self.n_head, is_causal=is_causal, mask=mask, dropout_p=p, kernel=self.kernel
+            )
             return self.resid_dropout(self.c_proj(y))
         q, k, v = self._project(x, cache.position if cache is not None else 0)
         if cache is not None:
@@ -294,7 +298,7 @@ class SelfAttention(Module):
         group's key and value gradients."""
         if self.n_kv_head == self.n_head:
             return scaled_dot_product_attention(
-                q, k, v, mask=mask, is_causal=is_causal, dropout_p=p
+                q, k, v, mask=mask, is_causal=is_causal, dropout_p=p, kernel=self.kernel
             )
         b, h, t, d = q.shape
         g = h // self.n_kv_head
@@ -303,7 +307,9 @@ class SelfAttention(Module):
         if mask is not None and mask.ndim == 4:  # (B, 1 or H, T, T_k) -> five axes
             mask = mask[:, :, None] if mask.shape[1] == 1 else mask.reshape(
                 b, self.n_kv_head, g, *mask.shape[2:])  # fmt: skip
-        y = scaled_dot_product_attention(qg, kg, vg, mask=mask, is_causal=is_causal, dropout_p=p)
+        y = scaled_dot_product_attention(
+            qg, kg, vg, mask=mask, is_causal=is_causal, dropout_p=p, kernel=self.kernel
+        )
         return y.reshape(b, h, t, d)
 
     def extra_repr(self) -> str:

@@ -36,10 +36,12 @@ array([0.95, 2.1 ])
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 
 from minroots import backend as B
+from minroots.parallel import map_blocks
 from minroots.persistence import load_arrays, read_json, save_arrays, write_json
 from minroots.validation import describe
 
@@ -89,7 +91,7 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups: list[dict] = []
         self.state: dict[int, dict] = {}
-        self._scratch: dict = {}  # (array module, dtype) -> flat work buffer, reused every step
+        self._scratch: dict = {}  # (array module, dtype, thread) -> flat work buffer, reused
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         for group in groups:
             self.add_param_group(group)
@@ -152,17 +154,19 @@ class Optimizer:
         keep the state for the next step.
         """
         loss = closure() if closure is not None else None
-        for i, group, p in self._parameters():
-            grad = self._grad(i, p)
-            if grad is None:
-                continue  # the parameter took no part in the loss
-            state = self.state.get(i)
-            if state is None:  # its first update
-                state = self.init_state(p.data, group)
-            self.update(p.data, grad, state, group)
-            if state:  # an optimizer without buffers (plain SGD) keeps no state
-                self.state[i] = state
+        todo = [(i, group, p, self._grad(i, p)) for i, group, p in self._parameters()]
+        # parameters are independent: the threads of minroots.parallel share them
+        map_blocks(self._step_one, [item for item in todo if item[3] is not None])
         return loss
+
+    def _step_one(self, item) -> None:
+        i, group, p, grad = item
+        state = self.state.get(i)
+        if state is None:  # its first update
+            state = self.init_state(p.data, group)
+        self.update(p.data, grad, state, group)
+        if state:  # an optimizer without buffers (plain SGD) keeps no state
+            self.state[i] = state
 
     def init_state(self, theta, group: dict) -> dict:
         """The state of a parameter at its first update (Adam: :math:`t = 0`, :math:`m_0 = v_0 =
@@ -192,10 +196,10 @@ class Optimizer:
         return g
 
     def _work(self, like, n: int = 1):
-        """``n`` scratch arrays shaped like ``like``, views of one reused buffer (no allocation
-        per step; the buffer is as large as ``n`` copies of the biggest parameter seen)."""
+        """``n`` scratch arrays shaped like ``like``, views of one reused buffer per thread (no
+        allocation per step; the buffer is as large as ``n`` copies of the biggest parameter seen)."""
         xp = B.get_array_module(like)
-        key = (xp.__name__, like.dtype)
+        key = (xp.__name__, like.dtype, threading.get_ident())
         buf = self._scratch.get(key)
         size = like.size
         if buf is None or buf.size < n * size:

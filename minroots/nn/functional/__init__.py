@@ -25,6 +25,7 @@ from minroots.nn.functional.attention import (
 from minroots.nn.functional.cross_entropy import cross_entropy, cross_entropy_composed
 from minroots.nn.functional.dropout import dropout
 from minroots.nn.functional.embedding import embedding, embedding_composed
+from minroots.nn.functional.flash_attention import flash_attention
 from minroots.nn.functional.layer_norm import layer_norm, layer_norm_composed
 from minroots.nn.functional.linear import linear, linear_composed
 from minroots.nn.functional.rms_norm import rms_norm, rms_norm_composed
@@ -38,6 +39,7 @@ __all__ = [
     "gelu_composed", "layer_norm_composed", "cross_entropy_composed",
     "scaled_dot_product_attention_composed",
 ]  # fmt: skip
+__all__ += ["flash_attention"]
 
 # the modern decoder's kernels (book chapter 12): RMSNorm, rotary positions, SiLU and SwiGLU
 __all__ += ["rms_norm", "rope", "rope_tables", "silu", "swiglu",

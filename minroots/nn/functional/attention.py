@@ -45,12 +45,17 @@ from minroots.autograd.linalg import matmul
 from minroots.autograd.shape import swapaxes
 from minroots.autograd.softmax import exp_shifted, softmax_composed
 from minroots.autograd.tensor import is_grad_enabled, unbroadcast
+from minroots.nn.functional.flash_attention import _fold_heads, flash_arrays, flash_attention
+from minroots.parallel import map_blocks, row_blocks
+from minroots.validation import one_of
 
 __all__ = [
     "scaled_dot_product_attention",
     "scaled_dot_product_attention_composed",
     "causal_mask",
     "packed_self_attention",
+    "use_flash",
+    "KERNELS",
 ]
 
 _MASKS: dict = {}
@@ -85,6 +90,38 @@ def causal_mask(t_q: int, t_k: int, dtype, xp=None):
             m.flags.writeable = False
         _MASKS[key] = m
     return m
+
+
+KERNELS = ("auto", "dense", "flash")
+#: "auto" takes the tiled kernel from this many keys on: measured on one thread, causal, forward +
+#: backward, it takes 0.84x the dense kernel's time at 512 keys, 0.68x at 1024, but 1.1x at 256
+#: (benchmarks/README.md) ...
+FLASH_MIN_KEYS = 512
+#: ... or when the dense kernel's saved scores, (..., T_q, T_k) float32, would pass this size
+FLASH_MAX_SCORES_BYTES = 1 << 30
+
+
+def use_flash(kernel: str, q_shape: tuple, t_k: int, dropout_p: float, same_lead: bool,
+              where: str) -> bool:  # fmt: skip
+    """Whether attention of queries ``q_shape`` ``(..., T_q, d)`` over ``t_k`` keys runs tiled.
+
+    ``"flash"`` always (it has no dropout, and needs q, k, v with the same leading axes);
+    ``"dense"`` never; ``"auto"`` when the tiled kernel can run and either ``t_k >=``
+    :data:`FLASH_MIN_KEYS` or the dense scores would take more than
+    :data:`FLASH_MAX_SCORES_BYTES`.
+    """
+    one_of(where, "kernel", kernel, KERNELS)
+    if kernel == "flash" and (dropout_p or not same_lead):
+        raise ValueError(
+            f"{where}: kernel='flash' needs dropout_p=0 and q, k, v with the same leading axes; "
+            f"use kernel='dense' (got dropout_p={dropout_p})"
+        )
+    if kernel != "auto":
+        return kernel == "flash"
+    if dropout_p or not same_lead or not is_grad_enabled() and q_shape[-2] == 1:
+        return False
+    scores = math.prod(q_shape[:-1]) * t_k * 4
+    return t_k >= FLASH_MIN_KEYS or scores > FLASH_MAX_SCORES_BYTES
 
 
 def _additive_mask(mask, dtype, xp):
@@ -204,17 +241,25 @@ def scaled_dot_product_attention(
     is_causal: bool = False,
     dropout_p: float = 0.0,
     scale: float | None = None,
+    kernel: str = "auto",
 ) -> Tensor:
     r"""O = \mathrm{softmax}(Q K^\top / \sqrt d + M)\,V (fused forward and backward, one node).
 
     ``mask`` is boolean (``True`` = may attend, broadcast to ``(..., T_q, T_k)``) or additive
     float; ``is_causal`` uses the cached causal mask; ``dropout_p`` drops attention weights.
+    ``kernel``: ``"dense"`` (this module), ``"flash"`` (tiled,
+    :mod:`~minroots.nn.functional.flash_attention`) or ``"auto"`` (:func:`use_flash`).
     """
-    xp, scale, mask_add = _prepare(q, k, v, mask, is_causal, scale)
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(
             f"scaled_dot_product_attention: dropout_p must be in [0, 1), got {dropout_p}"
         )
+    same_lead = q.shape[:-2] == k.shape[:-2] == v.shape[:-2]
+    if use_flash(
+        kernel, q.shape, k.shape[-2], dropout_p, same_lead, "scaled_dot_product_attention"
+    ):
+        return flash_attention(q, k, v, mask=mask, is_causal=is_causal, scale=scale)
+    xp, scale, mask_add = _prepare(q, k, v, mask, is_causal, scale)
     qs = _scaled_copy(q.data, scale, xp)  # (..., Tq, d)
     if q.shape[-2] == 1 and not is_grad_enabled():
         # Decoding one query with a KV cache: the products are matrix-vector, and BLAS reads the
@@ -245,15 +290,21 @@ def scaled_dot_product_attention_composed(
 
 
 def packed_self_attention(
-    qkv: Tensor, n_head: int, is_causal: bool = True, mask=None, dropout_p: float = 0.0
+    qkv: Tensor,
+    n_head: int,
+    is_causal: bool = True,
+    mask=None,
+    dropout_p: float = 0.0,
+    kernel: str = "auto",
 ) -> Tensor:
     r"""Multi-head self-attention straight from a fused projection, one graph node.
 
     ``qkv`` is ``(B, T, 3C)`` = ``[Q | K | V]`` as GPT-2's ``c_attn`` produces it; the result is
-    ``(B, T, C)`` with the heads merged back. Inside: head-major contiguous copies of
+    ``(B, T, C)`` with the heads merged back. Inside, for each block of sequences (the blocks
+    shared by the threads of :mod:`minroots.parallel`): head-major contiguous copies of
     :math:`Q/\sqrt{d}`, :math:`K^\top` and :math:`V`, batched attention, and in the backward the
-    three gradients written into one ``(B, T, 3C)`` buffer (no per-head or per-projection graph
-    nodes).
+    three gradients written into their places in one ``(B, T, 3C)`` buffer (no per-head or
+    per-projection graph nodes). ``kernel`` as in :func:`scaled_dot_product_attention`.
     """
     if qkv.ndim != 3 or qkv.shape[-1] % (3 * n_head):
         raise ValueError(
@@ -267,22 +318,82 @@ def packed_self_attention(
     dt = qkv.data.dtype
     scale = dt.type(1.0 / math.sqrt(hd))
     heads = qkv.data.reshape(b, t, 3, n_head, hd)  # a view
-    qs = _scaled_copy(heads[:, :, 0].transpose(0, 2, 1, 3), scale, xp)  # (B, H, T, hd)
-    kt = _c(heads[:, :, 1].transpose(0, 2, 3, 1), xp)  # (B, H, hd, T)
-    v = _c(heads[:, :, 2].transpose(0, 2, 1, 3), xp)  # (B, H, T, hd)
     if mask is not None and is_causal:
         raise ValueError("packed_self_attention: pass either mask or is_causal, not both")
+    if use_flash(kernel, (b, n_head, t, hd), t, dropout_p, True, "packed_self_attention"):
+        return _packed_flash(qkv, heads, n_head, is_causal, _additive_mask(mask, dt, xp), scale)
     mask_add = causal_mask(t, t, dt, xp) if is_causal else _additive_mask(mask, dt, xp)
-    o, e, r, drop = _forward(qs, kt, v, mask_add, dropout_p, xp)  # (B, H, T, hd)
-    y = o.transpose(0, 2, 1, 3).reshape(b, t, c)  # (B, T, C): reshape copies once
+    y = xp.empty((b, t, c), dtype=dt)
+    # Blocks of whole sequences on the threads of minroots.parallel; dropout draws random numbers,
+    # so with dropout one block keeps the draws independent of the threads.
+    blocks = [slice(0, b)] if dropout_p else row_blocks(b, n_head * t * t, xp=xp)
+    blocks = list(enumerate(blocks))
+
+    def forward_block(kb):
+        s = kb[1]
+        return _packed_forward(heads[s], _batch_rows(mask_add, s, b), scale, dropout_p, y[s], xp)
+
+    saved = map_blocks(forward_block, blocks)
 
     def backward(g):
-        gh = g.reshape(b, t, n_head, hd).transpose(0, 2, 1, 3)  # (B, H, T, hd), a view
-        gq, gkt, gvt = _backward(gh, qs, kt, v, e, r, drop, scale, xp)
         gqkv = xp.empty((b, t, 3, n_head, hd), dtype=dt)
-        gqkv[:, :, 0] = gq.transpose(0, 2, 1, 3)  # (B, T, H, hd)
-        gqkv[:, :, 1] = gkt.transpose(0, 3, 1, 2)
-        gqkv[:, :, 2] = gvt.transpose(0, 3, 1, 2)
+        gh = g.reshape(b, t, n_head, hd)  # a view
+
+        def backward_block(kb):
+            k, s = kb
+            _packed_backward(gh[s], saved[k], scale, gqkv[s], xp)
+
+        map_blocks(backward_block, blocks)
         return (gqkv.reshape(b, t, c3),)
+
+    return Tensor._make(y, (qkv,), backward, "packed_self_attention")
+
+
+def _batch_rows(mask, s: slice, b: int):
+    """The rows ``s`` of a mask broadcastable to ``(B, H, T_q, T_k)`` (itself if it has no B axis)."""
+    if mask is None or mask.ndim < 4 or mask.shape[0] != b:
+        return mask
+    return mask[s]
+
+
+def _packed_forward(heads, mask_add, scale, dropout_p, y, xp):
+    """One block of sequences: ``heads`` ``(b, T, 3, H, hd)`` -> ``y`` ``(b, T, C)``, written in
+    place; returns what the backward needs (head-major ``Qs``, ``K^T``, ``V``, ``E``, ``r``, the
+    dropout mask)."""
+    nb, t, _, n_head, hd = heads.shape
+    qs = _scaled_copy(heads[:, :, 0].transpose(0, 2, 1, 3), scale, xp)  # (b, H, T, hd)
+    kt = _c(heads[:, :, 1].transpose(0, 2, 3, 1), xp)  # (b, H, hd, T)
+    v = _c(heads[:, :, 2].transpose(0, 2, 1, 3), xp)  # (b, H, T, hd)
+    o, e, r, drop = _forward(qs, kt, v, mask_add, dropout_p, xp)  # (b, H, T, hd)
+    y.reshape(nb, t, n_head, hd)[...] = o.transpose(0, 2, 1, 3)  # (b, T, H, hd): heads merged
+    return qs, kt, v, e, r, drop
+
+
+def _packed_backward(g, saved, scale, gqkv, xp):
+    """One block of sequences: ``g`` ``(b, T, H, hd)`` -> the three gradients, written into their
+    places in ``gqkv`` ``(b, T, 3, H, hd)``."""
+    qs, kt, v, e, r, drop = saved
+    gq, gkt, gvt = _backward(g.transpose(0, 2, 1, 3), qs, kt, v, e, r, drop, scale, xp)
+    gqkv[:, :, 0] = gq.transpose(0, 2, 1, 3)  # (b, T, H, hd)
+    gqkv[:, :, 1] = gkt.transpose(0, 3, 1, 2)
+    gqkv[:, :, 2] = gvt.transpose(0, 3, 1, 2)
+
+
+def _packed_flash(qkv, heads, n_head, is_causal, mask_add, scale):
+    """:func:`packed_self_attention` through the tiled kernel: heads ``(B*H, T, hd)`` in, the
+    merged ``(B, T, C)`` out, the three gradients written into one ``(B, T, 3C)`` buffer."""
+    xp = B.get_array_module(heads)
+    b, t, _, _, hd = heads.shape
+    mask_add = _fold_heads(mask_add, (b, n_head), xp)
+    q, k, v = (heads[:, :, j].transpose(0, 2, 1, 3).reshape(b * n_head, t, hd) for j in range(3))
+    o, grads = flash_arrays(q, k, v, mask_add, is_causal, scale, xp)  # (B*H, T, hd)
+    y = o.reshape(b, n_head, t, hd).transpose(0, 2, 1, 3).reshape(b, t, n_head * hd)
+
+    def backward(g):
+        gh = g.reshape(b, t, n_head, hd).transpose(0, 2, 1, 3).reshape(b * n_head, t, hd)
+        gqkv = xp.empty((b, t, 3, n_head, hd), dtype=heads.dtype)
+        for j, gj in enumerate(grads(gh)):  # dQ, dK, dV (B*H, T, hd)
+            gqkv[:, :, j] = gj.reshape(b, n_head, t, hd).transpose(0, 2, 1, 3)
+        return (gqkv.reshape(qkv.shape),)
 
     return Tensor._make(y, (qkv,), backward, "packed_self_attention")
