@@ -29,6 +29,8 @@ import os
 
 import numpy as np
 
+from minroots.validation import shown
+
 __all__ = [
     "DEVICES",
     "backend_name",
@@ -69,7 +71,7 @@ def _import_cupy():
         import cupy  # an optional dependency (the "gpu" extra): imported only when asked for
     except ImportError as exc:  # pragma: no cover - depends on the machine
         raise RuntimeError(
-            f"the CuPy backend was requested but CuPy is not installed; {_INSTALL_HINT}"
+            f"backend: the CuPy backend was requested but CuPy is not installed; {_INSTALL_HINT}"
         ) from exc
     try:
         ok = cupy.cuda.is_available()
@@ -77,7 +79,7 @@ def _import_cupy():
         ok = False
     if not ok:
         raise RuntimeError(
-            f"the CuPy backend was requested but no CUDA GPU is available; {_INSTALL_HINT}"
+            f"backend: the CuPy backend was requested but no CUDA GPU is available; {_INSTALL_HINT}"
         )
     return cupy
 
@@ -97,8 +99,8 @@ def backend_name(device: str, where: str | None = None) -> str:
     if isinstance(device, str) and device in DEVICES:
         return DEVICES[device]
     raise ValueError(
-        f"{where + ': ' if where else ''}device must be 'cpu' or 'cuda' (or the backends 'numpy' "
-        f"or 'cupy'; 'gpu' is 'cuda'), got {device!r}"
+        f"{where or 'backend_name'}: device must be 'cpu' or 'cuda' (or the backends 'numpy' "
+        f"or 'cupy'; 'gpu' is 'cuda'), got {shown(device)}"
     )
 
 
@@ -169,7 +171,7 @@ def set_default_dtype(dtype) -> None:
 def manual_seed(seed: int) -> None:
     """Seed the random generator of every backend, so that runs are reproducible."""
     if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"manual_seed: seed must be a non-negative integer, got {seed!r}")
+        raise ValueError(f"manual_seed: seed must be a non-negative integer, got {shown(seed)}")
     _seed[0] = int(seed)
     _rngs.clear()
 
@@ -252,7 +254,7 @@ def half_dtype(name: str, device: str | None = None):
         import ml_dtypes  # optional (the "bf16" extra): NumPy's dtype extension for bfloat16
     except ImportError:
         raise RuntimeError(
-            'precision="bf16" needs the ml_dtypes package for the bfloat16 dtype; install it with '
+            'half_dtype: precision="bf16" needs the ml_dtypes package for the bfloat16 dtype; install it with '
             '`pip install "minroots[bf16]"`, or use precision="fp16" or "float32"'
         ) from None
     dtype = np.dtype(ml_dtypes.bfloat16)
@@ -261,7 +263,7 @@ def half_dtype(name: str, device: str | None = None):
             _import_cupy().zeros(2, dtype=dtype).sum()
         except Exception:  # noqa: BLE001 - CuPy without bfloat16 raises various errors
             raise RuntimeError(
-                'precision="bf16" needs CuPy with bfloat16 support (CuPy 14 or later) on '
+                'half_dtype: precision="bf16" needs CuPy with bfloat16 support (CuPy 14 or later) on '
                 'device="cuda"; this CuPy lacks it: upgrade CuPy or use precision="fp16"'
             ) from None
     return dtype

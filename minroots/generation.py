@@ -39,7 +39,7 @@ import numpy as np
 from minroots import backend as B
 from minroots.autograd import Tensor, no_grad
 from minroots.autograd.softmax import exp_shifted, log_softmax_array, softmax_array
-from minroots.validation import integer, positive_int, real, token_ids
+from minroots.validation import describe, finite_array, integer, positive_int, real, token_ids
 
 __all__ = [
     "top_k_filter",
@@ -115,9 +115,7 @@ def filter_logits(logits: np.ndarray, top_k: int | None = None, top_p: float | N
 def sample_next(logits, temperature: float = 1.0, top_k=None, top_p=None, rng=None) -> np.ndarray:
     """One token id per row of ``logits`` ``(B, V)``: greedy when ``temperature == 0``."""
     _check_sampling("sample_next", temperature, top_k, top_p)
-    z = np.asarray(B.to_numpy(logits), dtype=np.float64)
-    if z.ndim == 1:
-        z = z[None]
+    z = _logit_rows("sample_next", logits)
     if temperature == 0:
         return z.argmax(axis=-1)
     # p = softmax(z / temperature) = E / s; the inverse CDF needs only E, scaling u by its total
@@ -127,6 +125,22 @@ def sample_next(logits, temperature: float = 1.0, top_k=None, top_p=None, rng=No
     u = rng.random(z.shape[0])[:, None] * cdf[:, -1:]
     ids = (cdf <= u).sum(axis=-1)  # inverse CDF: the first index with cdf > u
     return np.minimum(ids, z.shape[-1] - 1)
+
+
+def _logit_rows(where: str, logits) -> np.ndarray:
+    """``logits`` as a float64 ``(B, V)`` array with ``V >= 1`` and no NaN or +inf, or a clear error."""
+    logits = logits.data if isinstance(logits, Tensor) else logits
+    try:
+        z = np.asarray(B.to_numpy(logits), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{where}: logits must be an array of numbers, got "
+                        f"{describe(logits)}") from None  # fmt: skip
+    if z.ndim == 1:
+        z = z[None]
+    if z.ndim != 2 or z.shape[-1] == 0:
+        raise ValueError(f"{where}: logits must have shape (V,) or (B, V) with V >= 1, got shape "
+                         f"{np.shape(logits)}")  # fmt: skip
+    return finite_array(where, "logits", z)
 
 
 def _prompt(idx) -> tuple[np.ndarray, bool]:
@@ -341,7 +355,7 @@ def _beam_one(model, memory, mask, bos_id, eos_id, beam_size, alpha, max_new, xp
         mem = Tensor(xp.broadcast_to(memory.data, (nb,) + memory.shape[1:]))
         m = None if mask is None else xp.broadcast_to(mask, (nb, mask.shape[1]))
         logits = model.decode(xp.asarray(last), mem, m, caches).data[:, -1, :]  # (nb, V)
-        logp = log_softmax_array(np.asarray(B.to_numpy(logits), dtype=np.float64))  # (nb, V)
+        logp = log_softmax_array(_logit_rows("beam_search", logits))  # (nb, V)
         cand = (scores[:, None] + logp).ravel()  # (nb * V,)
         n_take = min(2 * beam_size, cand.size)
         top = np.argpartition(-cand, n_take - 1)[:n_take]

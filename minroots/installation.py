@@ -32,10 +32,10 @@ def check_installation() -> None:
         return
     folder = next(iter(getattr(package, "__path__", [])), "minroots")
     raise HiddenPackageError(
-        f"the folder {folder} hides the minroots package: Python imported it as an empty "
-        "namespace package because it is in the current folder (the folder that contains a "
-        "checkout of minroots, say); run from inside the checkout (cd minroots) or from any "
-        "other folder",
+        f"import minroots: the folder {folder} hides the minroots package: Python imported it as "
+        "an empty namespace package because it is in the current folder (the folder that "
+        "contains a checkout of minroots, say); run from inside the checkout (cd minroots) or "
+        "from any other folder",
         name="minroots",
         path=folder,
     )

@@ -68,7 +68,9 @@ def integer(where: str, name: str, value, *, low: int | None = None, high: int |
     """
     expected = expected or " ".join(["an integer", _bounds(low, high)]).strip()
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{where}: {name} must be {expected}, got {value!r} ({describe(value)})")
+        raise TypeError(
+            f"{where}: {name} must be {expected}, got {shown(value)} ({describe(value)})"
+        )
     value = int(value)
     if (low is not None and value < low) or (high is not None and value > high):
         raise ValueError(f"{where}: {name} must be {expected}, got {value!r}")
@@ -97,7 +99,9 @@ def real(
     bounds = _bounds(low, high, low_open, high_open)
     expected = " ".join(["a finite number" if finite else "a number", bounds]).strip()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{where}: {name} must be {expected}, got {value!r} ({describe(value)})")
+        raise TypeError(
+            f"{where}: {name} must be {expected}, got {shown(value)} ({describe(value)})"
+        )
     value = float(value)
     bad = math.isnan(value) or (finite and math.isinf(value))
     if low is not None:
@@ -118,7 +122,9 @@ def boolean(where: str, name: str, value) -> bool:
     """
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
-    raise TypeError(f"{where}: {name} must be True or False, got {value!r} ({describe(value)})")
+    raise TypeError(
+        f"{where}: {name} must be True or False, got {shown(value)} ({describe(value)})"
+    )
 
 
 def positive_int(where: str, name: str, value) -> int:
@@ -200,7 +206,9 @@ def real_number(where: str, name: str, value, **bounds) -> float:
     ValueError: SGD: lr must be a finite number >= 0, got -0.1
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{where}: {name} must be a real number, got {value!r} ({describe(value)})")
+        raise TypeError(
+            f"{where}: {name} must be a real number, got {shown(value)} ({describe(value)})"
+        )
     return real(where, name, value, **bounds)
 
 
@@ -238,7 +246,7 @@ def one_of(where: str, name: str, value, options):
         return value
     listed = ", ".join(repr(o) for o in options)
     raise ValueError(
-        f"{where}: {name} must be one of {listed}, got {value!r}{did_you_mean(value, options)}"
+        f"{where}: {name} must be one of {listed}, got {shown(value)}{did_you_mean(value, options)}"
     )
 
 
@@ -260,7 +268,7 @@ def token_ids(
     # a Tensor gives its array (by name: this module sits below autograd; an ndarray has .data too)
     ids = ids.data if type(ids).__name__ == "Tensor" else ids
     if isinstance(ids, (list, tuple)):
-        ids = np.asarray(ids)
+        ids = numeric_array(where, name, ids)
     if not hasattr(ids, "ndim") or not hasattr(ids, "dtype"):
         raise TypeError(f"{where}: {name} must be an integer array, got {describe(ids)}")
     if ndim is not None and ids.ndim != ndim:
@@ -356,7 +364,7 @@ def check_fields(cls, values: dict, where: str | None = None) -> dict:
     """
     where = where or cls.__name__
     if not isinstance(values, dict):
-        raise TypeError(f"{where}: expected a table of key = value pairs, got {values!r}")
+        raise TypeError(f"{where}: expected a table of key = value pairs, got {shown(values)}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     out = {}
@@ -368,7 +376,85 @@ def check_fields(cls, values: dict, where: str | None = None) -> dict:
             out[key] = _coerce(value, hints[key])
         except TypeError:
             raise TypeError(
-                f"{where}: {key} must be {_type_name(hints[key])}, got {value!r} "
+                f"{where}: {key} must be {_type_name(hints[key])}, got {shown(value)} "
                 f"({type(value).__name__})"
             ) from None
     return out
+
+
+# --- reliability checks (issue 13): tensors at the API, finite numbers, counts with a ceiling ------
+__all__ += ["tensor_arg", "finite_array", "capped_int"]
+
+
+def tensor_arg(where: str, name: str, value):
+    """``value`` if it is a minroots ``Tensor``; anything else (a NumPy array) is a ``TypeError``
+    that says how to make one.
+
+    >>> tensor_arg("softmax", "a", np.zeros(3))
+    Traceback (most recent call last):
+    TypeError: softmax: a must be a Tensor, got numpy.ndarray (wrap an array with minroots.tensor(...))
+    """
+    if not any(c.__name__ == "Tensor" for c in type(value).__mro__):  # by name: below autograd
+        raise TypeError(f"{where}: {name} must be a Tensor, got {describe(value)} (wrap an array "
+                        "with minroots.tensor(...))")  # fmt: skip
+    return value
+
+
+def finite_array(where: str, name: str, array):
+    """``array`` if it holds no NaN (and no +inf; -inf is a masked logit); else a ``ValueError``.
+
+    >>> finite_array("sample_next", "logits", np.array([[0.0, np.nan]]))
+    Traceback (most recent call last):
+    ValueError: sample_next: logits must not hold NaN or +inf, got 1 such values (the model's weights may hold NaN)
+    """
+    bad = int((np.isnan(array) | np.isposinf(array)).sum())
+    if bad:
+        raise ValueError(f"{where}: {name} must not hold NaN or +inf, got {bad} such values (the "
+                         "model's weights may hold NaN)")  # fmt: skip
+    return array
+
+
+def capped_int(where: str, name: str, value, *, low: int = 1, high: int, why: str = "") -> int:
+    """:func:`integer` with a ceiling that keeps a typo from exhausting the machine.
+
+    >>> capped_int("BootstrapAggregator", "n_samples", 10**9, high=100_000, why="1,000 is usual")
+    Traceback (most recent call last):
+    ValueError: BootstrapAggregator: n_samples must be an integer in [1, 100000] (1,000 is usual), got 1000000000
+    """
+    expected = f"an integer in [{low}, {high}]" + (f" ({why})" if why else "")
+    return integer(where, name, value, low=low, high=high, expected=expected)
+
+
+__all__ += ["shown", "numeric_array"]
+
+
+def shown(value, limit: int = 60) -> str:
+    """``repr(value)`` on one line and at most ``limit`` characters, for the ``got ...`` of a message.
+
+    >>> shown(np.zeros((2, 1)))
+    'array([[0.], [0.]])'
+    >>> shown("x" * 100)[-12:]
+    'xxxxxxxx ...'
+    """
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
+
+
+def numeric_array(where: str, name: str, value, xp=np):
+    """``value`` (a list, a number, an array) as an array of numbers (bool, int or float), or a
+    one-line ``TypeError``: ragged lists, strings, bytes, ``None`` and objects are refused.
+
+    >>> numeric_array("perplexity_from_logits", "logits", [[0.0, 1.0]]).shape
+    (1, 2)
+    >>> numeric_array("perplexity_from_logits", "logits", [[0.0], [1.0, 2.0]])
+    Traceback (most recent call last):
+    TypeError: perplexity_from_logits: logits must be a rectangular array of numbers, got [[0.0], [1.0, 2.0]] (list)
+    """
+    try:
+        array = xp.asarray(value)
+    except (ValueError, TypeError, UnicodeError, OverflowError):  # ragged, or not a number
+        array = None
+    if array is None or array.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: {name} must be a rectangular array of numbers, got "
+                        f"{shown(value)} ({describe(value)})")  # fmt: skip
+    return array

@@ -16,6 +16,7 @@ from pathlib import Path
 from minroots import TransformerModel, manual_seed
 from minroots.data import load_corpus
 from minroots.tokenizers import BPETokenizer, CharTokenizer
+from minroots.training.integrity import write_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,13 +24,15 @@ REPO = Path(__file__).resolve().parents[1]
 def save_checkpoint(folder: Path, *, bpe: bool = False, block_size: int = 32, n_layer: int = 1,
                     n_embd: int = 32, seed: int = 0, tie_weights: bool = True):  # fmt: skip
     """An untrained model and its tokenizer saved as a checkpoint (characters of the bundled
-    Shakespeare, or byte-level BPE with no merges: every byte a token); returns the tokenizer."""
+    Shakespeare, or byte-level BPE with no merges: every byte a token), with its manifest;
+    returns the tokenizer."""
     tok = BPETokenizer() if bpe else CharTokenizer.from_text(load_corpus("shakespeare")[:20000])
     manual_seed(seed)
     model = TransformerModel(vocab_size=tok.vocab_size, block_size=block_size, n_layer=n_layer,
                              n_head=2, n_embd=n_embd, tie_weights=tie_weights)  # fmt: skip
     model.save(folder)
     tok.save(Path(folder) / "tokenizer.json")
+    write_manifest(folder)  # as a training checkpoint has: loading verifies the files
     return tok
 
 

@@ -191,7 +191,7 @@ def test_help_everywhere(argv, capsys):
         ([*TINY, "max_steps"], "must look like key=value"),
         (["train", "--preset", "huge"], "unknown preset 'huge'; available: chat_base, default, llama, llama-tiny, tang, tiny"),
         (["train", "--config", "missing.toml"], "missing.toml"),
-        (["generate", "--checkpoint", "nowhere"], "checkpoint 'nowhere' does not exist"),
+        (["generate", "--checkpoint", "nowhere"], "resolve_checkpoint: 'nowhere' does not exist"),
         (["generate"], "required: --checkpoint"),
         (["generate", "--checkpoint", ".", "--top-k", "0"], "expected an integer >= 1"),
         (["eval", "perplexity", "--checkpoint", "x"], "required: --input"),
@@ -208,7 +208,7 @@ def test_bad_values_in_generate_and_eval(trained, tmp_path, capsys):
     assert main(["generate", "--checkpoint", str(trained), "--temperature", "-1"]) == 2
     assert "temperature" in one_line_error(capsys)
     assert main(["generate", "--checkpoint", str(trained), "--max-new-tokens", "-3"]) == 2
-    assert "--max-new-tokens must be >= 0" in one_line_error(capsys)
+    assert "--max-new-tokens: must be >= 0, got -3" in one_line_error(capsys)
     assert main(["eval", "perplexity", "--checkpoint", str(trained), "--input", "none.txt"]) == 2
     assert "none.txt" in one_line_error(capsys)
     odd = tmp_path / "odd.txt"
@@ -319,7 +319,9 @@ def test_a_folder_named_minroots_that_hides_the_package_is_named(tmp_path, code)
     assert f"the folder {tmp_path / 'minroots'} hides the minroots package" in message
     assert "run from inside the checkout (cd minroots) or from any other folder" in message
     if "runpy" in code:  # the command line says it on one line
-        assert result.returncode == 2 and message.startswith("minroots: error: the folder")
+        assert result.returncode == 2 and message.startswith(
+            "minroots: error: import minroots: the folder"
+        )
         assert "Traceback" not in result.stderr
 
 

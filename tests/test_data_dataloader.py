@@ -130,7 +130,9 @@ def test_load_state_dict_rejects_a_different_dataset():
         loader.load_state_dict({**loader.state_dict(), "num_examples": 11})
     with pytest.raises(ValueError, match="missing"):
         loader.load_state_dict({"epoch": 0})
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(
+        ValueError, match="epoch and position must be in range, got epoch=0, position=99"
+    ):
         loader.load_state_dict({"epoch": 0, "position": 99, "seed": 0})
 
 

@@ -1,7 +1,9 @@
 """TextDataset: split, (x, y) blocks, and the token-id cache."""
 
+import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -139,8 +141,56 @@ def test_corrupt_cache_file_is_rebuilt(cache):
     ids = cached_encode(TEXT, tok, cache_dir=cache)
     path = cache / f"ids-{cache_key(TEXT, tok)}.npy"
     path.write_bytes(b"garbage")
-    assert np.array_equal(cached_encode(TEXT, tok, cache_dir=cache), ids)
+    with pytest.warns(UserWarning, match="encoding the text again"):
+        assert np.array_equal(cached_encode(TEXT, tok, cache_dir=cache), ids)
     assert np.array_equal(np.load(path), ids)
+
+
+def _emptied(path):
+    path.write_bytes(b"")
+
+
+def _shortened(path):
+    path.write_bytes(path.read_bytes()[:-10])
+
+
+def _changed(path):  # the same size, one id edited: only the checksum can tell
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _record_lost(path):
+    path.with_suffix(".json").unlink()
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (_emptied, "have 0 bytes, their checksum file says"),
+        (_shortened, "bytes, their checksum file says"),
+        (_changed, "do not match their checksum"),
+        (_record_lost, "have no checksum file"),
+    ],
+    ids=["empty", "shortened", "changed", "no checksum file"],
+)
+def test_a_cache_file_that_does_not_match_its_checksum_is_rebuilt_with_a_message(
+    cache, damage, reason
+):
+    """An empty cache file used to raise EOFError on every later run; a shortened or edited one
+    was trusted. Now each is re-encoded, with a warning that says why."""
+    tok = CharTokenizer.from_text(TEXT)
+    ids = cached_encode(TEXT, tok, cache_dir=cache)
+    path = cache / f"ids-{cache_key(TEXT, tok)}.npy"
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert record["key"] == cache_key(TEXT, tok) and record["bytes"] == path.stat().st_size
+    damage(path)
+    with pytest.warns(UserWarning, match=reason):
+        again = cached_encode(TEXT, tok, cache_dir=cache)
+    assert np.array_equal(again, ids)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # rebuilt: the next run reads it silently
+        assert np.array_equal(cached_encode(TEXT, tok, cache_dir=cache), ids)
 
 
 def test_large_ids_are_memory_mapped(cache):

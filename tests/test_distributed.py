@@ -220,7 +220,7 @@ def test_a_failing_rank_stops_the_simulated_others():
     with pytest.raises(KeyError, match="rank 1 broke"):
         run_ranks(2, job)
     group = LocalGroup(2, timeout=0.2)
-    with pytest.raises(CommunicationError, match=r"^rank 0 of 2: the all-reduce did not finish "):
+    with pytest.raises(CommunicationError, match=r"^rank 0/2: the all-reduce did not finish "):
         group.communicator(0).all_reduce(np.zeros(3))
 
 
@@ -293,7 +293,7 @@ def test_a_dead_rank_stops_the_job_with_a_message_and_the_checkpoint_resumes_on_
     elapsed = time.perf_counter() - start
     assert done.returncode != 0 and elapsed < 120, (done.returncode, elapsed)
     message = done.stderr
-    assert "minroots: error: rank 0 of 2" in message, message[-3000:]
+    assert "minroots: error: rank 0/2" in message, message[-3000:]
     assert "another rank has probably died" in message and "step-00000025" in message
     assert [p.name for p in sorted((out / "checkpoints").iterdir())] == ["step-00000025"]
 

@@ -84,10 +84,16 @@ def test_bad_input_gives_clear_errors():
         corpus_chrf(["a"], [["a", "b"]])
     with pytest.raises(TypeError, match="hypotheses\\[0\\] must be a string"):
         corpus_chrf([None], [["a"]])
-    with pytest.raises(ValueError, match="char_order must be a non-negative integer"):
+    with pytest.raises(ValueError, match=r"char_order must be an integer in \[0, 100\]"):
         corpus_chrf(["a"], [["a"]], char_order=-1)
-    with pytest.raises(ValueError, match="cannot both be 0"):
+    with pytest.raises(ValueError, match=r"char_order \+ word_order must be at least 1"):
         corpus_chrf(["a"], [["a"]], char_order=0, word_order=0)
+    with pytest.raises(
+        ValueError, match=r"word_order must be an integer in \[0, 100\].*got 10000000"
+    ):
+        corpus_chrf(["a"], [["a"]], word_order=10**7)  # would build ten million counters per line
+    with pytest.raises(ValueError, match="beta must be a finite number >= 0, got nan"):
+        corpus_chrf(["a"], [["a"]], beta=float("nan"))
 
 
 @pytest.mark.parity

@@ -99,7 +99,9 @@ def test_fp16_gradients_overflow_where_bf16_ones_do_not():
 
 def test_bf16_without_ml_dtypes_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "ml_dtypes", None)  # as if it were not installed
-    with pytest.raises(RuntimeError, match=r'^precision="bf16" needs the ml_dtypes package'):
+    with pytest.raises(
+        RuntimeError, match=r'^half_dtype: precision="bf16" needs the ml_dtypes package'
+    ):
         MixedPrecision("bf16", "cpu")
     assert MixedPrecision("fp16", "cpu").dtype == np.float16  # NumPy has float16 itself
     with pytest.raises(ValueError, match=r"^half_dtype: name must be 'fp16' or 'bf16', got 'fp8'$"):

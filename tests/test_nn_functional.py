@@ -254,7 +254,7 @@ def test_dropout_scales_and_masks():
     y.backward(np.ones(y.shape, dtype=np.float32))
     np.testing.assert_array_equal(x.grad != 0, kept)
     assert F.dropout(x, p=0.25, training=False) is x
-    with pytest.raises(ValueError, match="p must be in"):
+    with pytest.raises(ValueError, match="p must be a finite number >= 0 and < 1"):
         F.dropout(x, p=1.0)
 
 

@@ -25,6 +25,7 @@ from minroots.tokenizers import AddedTokensTokenizer
 from minroots.training import TrainerConfig
 from minroots.training.callbacks import LambdaCallback
 from minroots.training.checkpoint import latest_checkpoint, load_model, load_tokenizer
+from minroots.training.integrity import write_manifest
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +170,7 @@ def test_a_checkpoint_whose_tokenizer_lacks_the_markers_is_refused(tmp_path, bas
     (broken / "chat_template.json").write_bytes(
         (tmp_path / "t" / "chat_template.json").read_bytes()
     )
+    write_manifest(broken)  # a consistent checkpoint, whose tokenizer lacks the markers
     code = main(["finetune", "--checkpoint", str(broken), "--data", str(chats), "--out",
                  str(tmp_path / "y"), "max_steps=1"])  # fmt: skip
     err = capsys.readouterr().err

@@ -5,6 +5,7 @@ falls, and ``minroots quantize`` feeding ``generate`` and ``eval perplexity``.""
 import gc
 import json
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
@@ -29,6 +30,7 @@ from minroots.nn.quantized import (
 )
 from minroots.serve import Engine, SamplingParams, Sequence
 from minroots.training.checkpoint import load_model
+from minroots.training.integrity import CheckpointWarning
 from tests.serve_helpers import save_checkpoint
 
 # weights as trained models have them: zero, or between 1e-6 and 4 in size
@@ -223,7 +225,7 @@ def test_quantize_then_generate_and_eval_perplexity(checkpoint, capsys):
     [
         (["--bits", "4", "--group-size", "48"], "group_size must be even and divide in_features=64"),
         (["--bits", "3"], "invalid choice: 3"),
-        (["--bits", "8", "--out", "ckpt"], "--out must be a new folder"),
+        (["--bits", "8", "--out", "ckpt"], "--out: must be a new folder"),
     ],
 )  # fmt: skip
 def test_quantize_errors_are_one_line(checkpoint, capsys, extra, expected):
@@ -232,6 +234,30 @@ def test_quantize_errors_are_one_line(checkpoint, capsys, extra, expected):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("minroots: error:") and "\n" not in err and expected in err, err
+
+
+def test_a_quantized_checkpoint_is_verified_like_any_other(checkpoint, capsys):
+    """The new folder gets a manifest of its own files; a flipped bit in its weights is then a
+    one-line error naming the file (issue 13), not a model with other weights."""
+    folder, _ = checkpoint
+    out = folder.parent / "int8"
+    assert main(["quantize", "--checkpoint", str(folder), "--bits", "8", "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["files"]) == sorted(
+        p.name for p in out.iterdir() if p.name != "manifest.json"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CheckpointWarning)  # verified, not "cannot be checked"
+        assert load_model(out).quantization["bits"] == 8
+    weights = out / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x10  # one bit of the last tensor's data
+    weights.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(["generate", "--checkpoint", str(out), "--prompt", "ROMEO:"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("minroots: error:") and "\n" not in err, err
+    assert "model.safetensors" in err and "checksum" in err, err
 
 
 def test_a_quantized_checkpoint_is_served(checkpoint):

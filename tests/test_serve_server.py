@@ -18,6 +18,7 @@ from minroots.posttrain.finetune_config import FinetuneSettings
 from minroots.serve.chat_format import PlainChatFormat
 from minroots.training import TrainerConfig
 from minroots.training.checkpoint import latest_checkpoint, load_model
+from minroots.training.integrity import write_manifest
 from tests.posttrain_fixtures import conversation_file
 from tests.serve_helpers import ServerProcess, save_checkpoint
 
@@ -74,6 +75,7 @@ def chat_model(tmp_path_factory):
     model.ln_f.bias.data[...] = 1.0
     model.lm_head.weight.data[template.end_id] = 4.0
     model.save(checkpoint)
+    write_manifest(checkpoint)  # the checksums of the edited weights
     server = ServerProcess(folder / "ft", "--max-tokens", "16", "--model-name", "chat",
                            log=folder / "server.log")  # fmt: skip
     server.template = template

@@ -253,7 +253,9 @@ def test_special_tokens_like_tiktoken():
         tok.encode("<|pad|><|endoftext|>", allowed_special={"<|endoftext|>"})
     assert tok.decode([256, 257]) == "<|endoftext|><|pad|>"
     assert tok.token_to_id("<|pad|>") == 257
-    with pytest.raises(ValueError, match="not special tokens"):
+    with pytest.raises(
+        ValueError, match="allowed_special must hold special tokens of this tokenizer"
+    ):
         tok.encode("x", allowed_special={"<|nope|>"})
 
 
@@ -294,7 +296,7 @@ def test_special_token_collisions_raise():
     ranks = {bytes([i]): i for i in range(256)} | {b"ab": 256}
     with pytest.raises(ValueError, match="'ab' collides with learned token 256"):
         BPETokenizer.from_tiktoken_ranks(ranks, "gpt2", {"ab": 300})
-    with pytest.raises(ValueError, match="id 256 is already the token"):
+    with pytest.raises(ValueError, match="has id 256, which is already the token"):
         BPETokenizer.from_tiktoken_ranks(ranks, "gpt2", {"<|x|>": 256})
 
 
@@ -353,7 +355,7 @@ def test_bad_input(tmp_path, trained):
         BPETokenizer().train(["abc", 3], 300, show_progress=False)
     with pytest.raises(FileNotFoundError, match="missing.txt"):
         BPETokenizer().train(tmp_path / "missing.txt", 300, show_progress=False)
-    with pytest.raises(ValueError, match="not a valid regex"):
+    with pytest.raises(ValueError, match="pattern must be a valid regex"):
         BPETokenizer(pattern="(unclosed")
     with pytest.raises(ValueError, match="capturing groups"):
         BPETokenizer(pattern=r"(\w+)|\s")
@@ -368,7 +370,7 @@ def test_bad_input(tmp_path, trained):
     with pytest.raises(ValueError, match="256 single bytes"):
         load(bad)
     bad.write_text('{"type": "bpe"', encoding="utf-8")
-    with pytest.raises(ValueError, match="not valid tokenizer JSON"):
+    with pytest.raises(ValueError, match="bad.json. is not valid JSON"):
         load(bad)
     with pytest.raises(FileNotFoundError):
         BPETokenizer.from_hf_json(tmp_path / "none.json")

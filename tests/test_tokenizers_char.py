@@ -87,11 +87,11 @@ def test_load_bad_files(tmp_path):
         load(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json", encoding="utf-8")
-    with pytest.raises(ValueError, match="not valid tokenizer JSON"):
+    with pytest.raises(ValueError, match="bad.json' is not valid JSON"):
         load(bad)
     bad.write_text('{"type": "nope"}', encoding="utf-8")
-    with pytest.raises(ValueError, match="unknown tokenizer type 'nope'"):
+    with pytest.raises(ValueError, match="type must be one of 'bpe', 'char', got 'nope'"):
         load(bad)
     bad.write_text('{"type": "char"}', encoding="utf-8")
-    with pytest.raises(ValueError, match="malformed 'char'"):
+    with pytest.raises(ValueError, match="not a valid 'char' tokenizer: missing the field 'chars'"):
         load(bad)

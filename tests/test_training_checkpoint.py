@@ -110,8 +110,8 @@ def test_no_pickle_anywhere(tmp_path):
     path = save_checkpoint(tmp_path, 3, model, opt, {"x": 1}, tokenizer=tok_ds.tokenizer)
     names = sorted(p.name for p in path.iterdir())
     assert names == [
-        "config.json", "model.safetensors", "optimizer.json", "optimizer.safetensors",
-        "tokenizer.json", "trainer_state.json",
+        "config.json", "manifest.json", "model.safetensors", "optimizer.json",
+        "optimizer.safetensors", "tokenizer.json", "trainer_state.json",
     ]  # fmt: skip
     for p in path.iterdir():  # every file is plain JSON or a safetensors file: data, not code
         if p.suffix == ".json":

@@ -61,17 +61,18 @@ class Task:
 
 def _entry(task_id: str, entry: dict, where: str) -> Task:
     if not _ID.fullmatch(task_id):
-        raise ValueError(f"{where}: task id {task_id!r} must look like 2.1 (chapter.number)")
+        raise ValueError(f"{where}: task id must look like 2.1 (chapter.number), got {task_id!r}")
     missing = {"title", "chapter", "points", "functions", "tests"} - set(entry)
     if missing:
         raise ValueError(f"{where}: task {task_id!r} lacks {', '.join(sorted(missing))}")
     for fn in entry["functions"]:
         if not isinstance(fn, str) or fn.count(":") != 1:
             raise ValueError(
-                f"{where}: task {task_id!r}: function {fn!r} must read 'module:Qualified.name'"
+                f"{where}: task {task_id!r} function must read 'module:Qualified.name', got {fn!r}"
             )
     if not entry["tests"] or not all(str(t).startswith("tests/") for t in entry["tests"]):
-        raise ValueError(f"{where}: task {task_id!r}: tests must be files under tests/")
+        raise ValueError(f"{where}: task {task_id!r} tests must be files under tests/, got "
+                         f"{entry['tests']!r}")  # fmt: skip
     return Task(task_id, str(entry["title"]), int(entry["chapter"]), int(entry["points"]),
                 tuple(entry["functions"]), tuple(entry["tests"]))  # fmt: skip
 

@@ -37,13 +37,13 @@ def _locate(tree: ast.Module, qualname: str) -> tuple[list, int]:
             None,
         )
         if index is None:
-            raise LookupError(f"function {qualname!r} not found")
+            raise LookupError(f"splice: function {qualname!r} not found")
         if depth == len(parts) - 1:
             if not isinstance(scope[index], _DEFS):
-                raise LookupError(f"{qualname!r} is not a function")
+                raise LookupError(f"splice: {qualname!r} is not a function")
             return scope, index
         scope = scope[index].body
-    raise LookupError(f"function {qualname!r} not found")  # pragma: no cover - empty name
+    raise LookupError(f"splice: function {qualname!r} not found")  # pragma: no cover - empty name
 
 
 def find_function(tree: ast.Module, qualname: str):

@@ -30,7 +30,9 @@ def row_dot(a, b, xp):
 
 
 def row_max(a, xp):
-    """``a.max(axis=-1, keepdims=True)``."""
+    """``a.max(axis=-1, keepdims=True)``; rows of length 0 give -inf (the maximum of nothing)."""
+    if a.shape[-1] == 0:
+        return xp.full(a.shape[:-1] + (1,), -xp.inf, dtype=a.dtype)
     if xp is np:
         return np.fmax.reduce(a, axis=-1, keepdims=True)
     return a.max(axis=-1, keepdims=True)

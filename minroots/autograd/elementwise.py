@@ -23,8 +23,8 @@ __all__ = [
 
 
 def _binary(a, b, op: str):
-    a = lift(a, b) if not isinstance(a, Tensor) else a
-    b = lift(b, a)
+    a = lift(a, b, op) if not isinstance(a, Tensor) else a
+    b = lift(b, a, op)
     same_device(op, a, b)
     return a, b
 

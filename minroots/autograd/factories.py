@@ -22,7 +22,7 @@ def _shape(shape) -> tuple:
         shape = tuple(shape[0])
     for n in shape:
         if not isinstance(n, int) or n < 0:
-            raise ValueError(f"shape must be non-negative integers, got {shape}")
+            raise ValueError(f"Tensor factory: shape must be non-negative integers, got {shape}")
     return tuple(shape)
 
 

@@ -39,7 +39,7 @@ from minroots import backend as B
 from minroots.autograd import elementwise as E
 from minroots.autograd.tensor import Tensor
 from minroots.parallel import map_blocks, row_blocks
-from minroots.validation import one_of
+from minroots.validation import one_of, tensor_arg
 
 __all__ = ["gelu", "gelu_composed"]
 
@@ -49,6 +49,7 @@ _FORMS = ("none", "tanh")
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     r"""GELU, one graph node: exact :math:`x\,\Phi(x)` (``"none"``, the default, as in PyTorch) or
     the tanh form (``"tanh"``, GPT-2's)."""
+    tensor_arg("gelu", "x", x)
     one_of("gelu", "approximate", approximate, _FORMS)
     if approximate == "tanh":
         return _gelu_tanh(x)

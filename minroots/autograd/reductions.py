@@ -9,9 +9,11 @@ A reduction's backward spreads the output gradient back over the reduced axes: f
 from __future__ import annotations
 
 import builtins
+import numbers
 
 from minroots import backend as B
 from minroots.autograd.tensor import Tensor
+from minroots.validation import describe, shown
 
 __all__ = ["sum", "mean", "max", "min", "var"]
 
@@ -20,12 +22,17 @@ def normalize_axes(axis, ndim: int, op: str) -> tuple:
     """``axis`` (None, an int or a tuple, negatives allowed) as a sorted tuple of non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     out = []
     for ax in axes:
+        if isinstance(ax, bool) or not isinstance(ax, numbers.Integral):
+            raise TypeError(f"{op}: axis must be None, an integer or a tuple of integers, got "
+                            f"{shown(axis)} ({describe(axis)})")  # fmt: skip
         if not -ndim <= ax < builtins.max(ndim, 1):
             raise ValueError(f"{op}: axis {ax} is out of range for a tensor with {ndim} dimensions")
         out.append(ax % builtins.max(ndim, 1))
+    if len(set(out)) < len(out):
+        raise ValueError(f"{op}: axis must not repeat an axis, got {shown(axis)}")
     return tuple(sorted(out))
 
 

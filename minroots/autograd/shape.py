@@ -12,8 +12,11 @@ Book chapter 2, "Autograd" (``book/02_autograd.md``); tests in ``tests/test_auto
 
 from __future__ import annotations
 
+import numbers
+
 from minroots import backend as B
 from minroots.autograd.tensor import Tensor, same_device, unbroadcast
+from minroots.validation import shown
 
 __all__ = [
     "reshape", "transpose", "swapaxes", "squeeze", "unsqueeze", "flatten", "broadcast_to",
@@ -25,6 +28,8 @@ def reshape(a: Tensor, *shape) -> Tensor:
     r"""View :math:`a` with a new shape; backward: :math:`\bar z` reshaped to the shape of :math:`a`."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
+    if not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in shape):
+        raise TypeError(f"reshape: shape must be integers, got {shown(shape)}")
     try:
         out = a.data.reshape(shape)
     except ValueError:
@@ -44,9 +49,12 @@ def transpose(a: Tensor, *axes) -> Tensor:
     r"""Permute axes as NumPy does (reverse them when none are given); backward: :math:`\bar z` permuted back."""
     if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
         axes = tuple(axes[0])
+    if axes and not all(_is_int(ax) and -a.ndim <= ax < a.ndim for ax in axes):
+        raise ValueError(f"transpose: axes must be a permutation of the {a.ndim} axes, got "
+                         f"{shown(axes)}")  # fmt: skip
     axes = tuple(reversed(range(a.ndim))) if not axes else tuple(ax % a.ndim for ax in axes)
     if sorted(axes) != list(range(a.ndim)):
-        raise ValueError(f"transpose: axes {axes} are not a permutation of the {a.ndim} axes")
+        raise ValueError(f"transpose: axes must be a permutation of the {a.ndim} axes, got {axes}")
     inverse = tuple(sorted(range(a.ndim), key=axes.__getitem__))
     return Tensor._make(
         a.data.transpose(axes), (a,), lambda g: (g.transpose(inverse),), "transpose"
@@ -55,6 +63,8 @@ def transpose(a: Tensor, *axes) -> Tensor:
 
 def swapaxes(a: Tensor, axis1: int, axis2: int) -> Tensor:
     r"""Exchange two axes; backward: :math:`\bar z` with the same two axes exchanged."""
+    _axis("swapaxes", a, axis1)
+    _axis("swapaxes", a, axis2)
     return Tensor._make(
         a.data.swapaxes(axis1, axis2), (a,), lambda g: (g.swapaxes(axis1, axis2),), "swapaxes"
     )
@@ -63,17 +73,34 @@ def swapaxes(a: Tensor, axis1: int, axis2: int) -> Tensor:
 def squeeze(a: Tensor, axis=None) -> Tensor:
     """Remove axes of length one (all of them, or the given ones)."""
     if axis is not None:
-        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+        axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+        if a.ndim == 0:
+            raise ValueError(f"squeeze: axis must be None for a 0-d tensor, got {shown(axis)}")
         for ax in axes:
-            if a.shape[ax] != 1:
+            _axis("squeeze", a, ax)
+            if a.ndim and a.shape[ax] != 1:
                 raise ValueError(
                     f"squeeze: axis {ax} has length {a.shape[ax]}, not 1 (shape {a.shape})"
                 )
+        axis = tuple(sorted({ax % max(a.ndim, 1) for ax in axes}))  # NumPy refuses repeats
     return Tensor._make(a.data.squeeze(axis), (a,), lambda g: (g.reshape(a.shape),), "squeeze")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _axis(op: str, a: Tensor, axis, extra: int = 0) -> None:
+    """An axis of ``a`` (``extra=1``: of the result of inserting one), or a clear error."""
+    n = a.ndim + extra
+    if not _is_int(axis) or not -max(n, 1) <= axis < max(n, 1):
+        raise ValueError(f"{op}: axis must be an integer in [{-max(n, 1)}, {max(n, 1)}) for a "
+                         f"tensor with {a.ndim} dimensions, got {shown(axis)}")  # fmt: skip
 
 
 def unsqueeze(a: Tensor, axis: int) -> Tensor:
     """Insert an axis of length one at ``axis``: ``(3, 4), axis=0 -> (1, 3, 4)``."""
+    _axis("unsqueeze", a, axis, extra=1)
     xp = B.get_array_module(a.data)
     return Tensor._make(
         xp.expand_dims(a.data, axis), (a,), lambda g: (g.reshape(a.shape),), "unsqueeze"

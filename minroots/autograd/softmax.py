@@ -28,6 +28,7 @@ from minroots.autograd import elementwise as E
 from minroots.autograd import reductions as R
 from minroots.autograd._rows import row_max, row_sum
 from minroots.autograd.tensor import Tensor
+from minroots.validation import tensor_arg
 
 __all__ = [
     "softmax", "log_softmax", "logsumexp", "softmax_composed", "log_softmax_composed",
@@ -56,7 +57,10 @@ def exp_shifted(x, axis=-1, out=None, fast_rows: bool = False):
     xp = B.get_array_module(x)
     if fast_rows and axis not in (-1, x.ndim - 1):
         raise ValueError(f"exp_shifted: fast_rows works on the last axis, got axis={axis}")
-    m = row_max(x, xp) if fast_rows else x.max(axis=axis, keepdims=True)
+    if x.size == 0:  # nothing to shift; an empty axis has no maximum (its softmax is empty too)
+        m = xp.zeros_like(x.sum(axis=axis, keepdims=True))
+    else:
+        m = row_max(x, xp) if fast_rows else x.max(axis=axis, keepdims=True)
     m[~xp.isfinite(m)] = 0
     e = xp.subtract(x, m, out=out)
     xp.exp(e, out=e)
@@ -87,6 +91,8 @@ def log_softmax_array(x, axis=-1):
     array([[-1.3863, -0.2877]])
     """
     xp = B.get_array_module(x)
+    if x.size == 0:  # nothing to normalize (and no ln 0 to take)
+        return x.copy()
     e, m, s = exp_shifted(x, axis)
     z = xp.subtract(x, m, out=e)  # reuse E's buffer
     z -= xp.log(s)
@@ -107,8 +113,19 @@ def logsumexp_array(x, axis=-1, keepdims: bool = False):
 
 
 # ---------------------------------------------------------------------- graph nodes
+def _float_tensor(op: str, a) -> None:
+    """A Tensor of floats (an integer tensor has no exponential to compute in place)."""
+    tensor_arg(op, "a", a)
+    if a.data.dtype.kind != "f":
+        raise TypeError(f"{op}: a must have a floating dtype, got {a.data.dtype}")
+
+
 def softmax(a: Tensor, axis: int = -1) -> Tensor:
     r"""Forward :math:`y = \mathrm{softmax}(a)`; backward :math:`\bar a = y \odot (\bar y - \sum_j \bar y_j y_j)` (the softmax Jacobian)."""
+    _float_tensor("softmax", a)
+    axis = R.normalize_axes(axis, a.ndim, "softmax")
+    if a.ndim == 0:
+        raise ValueError("softmax: a must have at least one axis, got a 0-d tensor")
     y = softmax_array(a.data, axis)
 
     def backward(g):
@@ -121,6 +138,10 @@ def softmax(a: Tensor, axis: int = -1) -> Tensor:
 
 def log_softmax(a: Tensor, axis: int = -1) -> Tensor:
     r"""Forward :math:`z = a - \mathrm{logsumexp}(a)`; backward :math:`\bar a = \bar z - \mathrm{softmax}(a) \sum_j \bar z_j`."""
+    _float_tensor("log_softmax", a)
+    axis = R.normalize_axes(axis, a.ndim, "log_softmax")
+    if a.ndim == 0:
+        raise ValueError("log_softmax: a must have at least one axis, got a 0-d tensor")
     xp = B.get_array_module(a.data)
     z = log_softmax_array(a.data, axis)
 
@@ -132,8 +153,11 @@ def log_softmax(a: Tensor, axis: int = -1) -> Tensor:
 
 def logsumexp(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     r"""Forward :math:`z = \ln \sum_j e^{a_j}`; backward :math:`\bar a_i = \bar z \, \mathrm{softmax}(a)_i = \bar z \, e^{a_i - z}`."""
+    _float_tensor("logsumexp", a)
     xp = B.get_array_module(a.data)
     axes = R.normalize_axes(axis, a.ndim, "logsumexp")
+    if a.ndim == 0:
+        raise ValueError("logsumexp: a must have at least one axis, got a 0-d tensor")
     s = logsumexp_array(a.data, axes, keepdims=True)
     out = s if keepdims else s.reshape([n for i, n in enumerate(a.shape) if i not in axes])
     return Tensor._make(

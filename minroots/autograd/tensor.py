@@ -24,6 +24,7 @@ import threading
 import numpy as np
 
 from minroots import backend as B
+from minroots.validation import shown
 
 __all__ = ["Tensor", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly"]
 
@@ -70,23 +71,38 @@ class detect_anomaly(contextlib.ContextDecorator):
         return False
 
 
-def _as_array(data, dtype=None):
+def _as_array(data, dtype=None, where: str = "Tensor"):
     """Turn ``data`` into a backend array.
 
     Arrays keep their dtype (float64 stays float64); Python numbers and lists become the default
-    float dtype (float32). A NumPy array moves to the GPU when the CuPy backend is in use.
+    float dtype (float32). A NumPy array moves to the GPU when the CuPy backend is in use. Data
+    that is not numbers (``None``, strings, objects, ragged lists) is a one-line error naming
+    ``where``.
     """
     if isinstance(data, Tensor):
         data = data.data
     if isinstance(data, (np.ndarray, np.generic)) or B.device_of(data) == "cuda":
+        _check_numeric(where, data, data)
         if B.current() == "cupy" and B.device_of(data) == "cpu":
             data = B.to_device(data, "cuda")
         data = B.get_array_module(data).asarray(data)
         return data if dtype is None else data.astype(dtype, copy=False)
-    arr = np.asarray(data)
+    try:
+        arr = np.asarray(data)
+    except (ValueError, TypeError):  # nested lists of different lengths
+        raise ValueError(f"{where}: data must be a number or nested lists of numbers of one shape, "
+                         f"got a ragged {type(data).__name__}") from None  # fmt: skip
+    _check_numeric(where, arr, data)
     if dtype is None and arr.dtype.kind in "iuf":
         dtype = B.default_dtype()
     return B.xp().asarray(arr, dtype=dtype)
+
+
+def _check_numeric(where: str, arr, data) -> None:
+    """Booleans, integers and floats only: a tensor of ``None`` or of strings is a mistake."""
+    if arr.dtype.kind not in "biuf":
+        got = shown(data) if np.ndim(data) == 0 else f"an array of dtype {arr.dtype}"
+        raise TypeError(f"{where}: data must be numbers (bool, int or float), got {got}")
 
 
 class Tensor:
@@ -244,7 +260,8 @@ class Tensor:
     def __bool__(self):
         if self.data.size != 1:
             raise ValueError(
-                f"the truth value of a tensor of shape {self.shape} is ambiguous; use .any() or .all()"
+                f"Tensor.__bool__: the truth value of a tensor of shape {self.shape} is ambiguous; "
+                "use .any() or .all()"
             )
         return bool(self.data)
 
@@ -331,12 +348,15 @@ def same_device(op: str, *tensors: Tensor) -> None:
         )
 
 
-def lift(x, like: Tensor) -> Tensor:
-    """Wrap a Python number or array as a constant tensor; numbers take ``like``'s dtype (no upcast)."""
+def lift(x, like: Tensor, where: str = "Tensor") -> Tensor:
+    """Wrap a Python number or array as a constant tensor; numbers take ``like``'s dtype (no upcast).
+
+    ``where`` (the operation) names the error for an operand that is not numbers.
+    """
     if isinstance(x, Tensor):
         return x
     if isinstance(x, (bool, int, float)) and like.data.dtype.kind == "f":
         return Tensor(B.get_array_module(like.data).asarray(x, dtype=like.data.dtype))
     if isinstance(x, (bool, int, float)):
         return Tensor(np.asarray(x))
-    return Tensor(x)
+    return Tensor(_as_array(x, where=where))

@@ -48,6 +48,7 @@ import importlib
 import io
 import os
 import sys
+import warnings
 
 import minroots.installation  # noqa: F401 - first: a folder that hides the package says so
 from minroots import __version__
@@ -96,6 +97,11 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(message).split()) or type(exc).__name__
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (a damaged checkpoint skipped, a cache rebuilt) as ``minroots: warning: ...``."""
+    print(f"{PROG}: warning: {_one_line(message)}", file=file or sys.stderr)
+
+
 def _command_parser(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
     """The parser of the (sub-)command that ``args`` selected: ``minroots eval bleu``'s, ..."""
     while parser._subparsers is not None:
@@ -133,7 +139,9 @@ def main(argv=None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return int(exc.code or 0)
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
     except BrokenPipeError:  # `minroots generate ... | head`: the reader has gone; stop quietly
         _quiet_stdout()
         return 128 + 13  # what a shell reports for a tool killed by SIGPIPE (signal 13)

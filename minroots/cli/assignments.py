@@ -17,6 +17,7 @@ from pathlib import Path
 from minroots.assignments import load_tasks, make_student_copy
 from minroots.assignments.grade import format_table, grade, to_json
 from minroots.cli.arguments import positive_float, positive_int
+from minroots.persistence import write_text
 
 __all__ = ["register"]
 
@@ -86,6 +87,6 @@ def run_grade(args) -> int:
                    memory_mb=args.memory_mb, jobs=args.jobs)  # fmt: skip
     print(format_table(scores))
     if args.json:
-        args.json.write_text(to_json(scores) + "\n", "utf-8")
+        write_text(args.json, to_json(scores) + "\n")  # atomically
         print(f"scores written to {args.json}")
     return 0

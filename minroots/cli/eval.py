@@ -31,11 +31,11 @@ from functools import partial
 
 import numpy as np
 
-from minroots.cli.arguments import positive_int
+from minroots.cli.arguments import int_in, non_negative_float, positive_int
 from minroots.cli.generate import unknown_character
 from minroots.metrics.bleu import SMOOTH_METHODS, corpus_bleu
 from minroots.metrics.bleu_tokenizers import TOKENIZERS
-from minroots.metrics.bootstrap import BootstrapAggregator
+from minroots.metrics.bootstrap import MAX_SAMPLES, BootstrapAggregator
 from minroots.metrics.chrf import corpus_chrf
 from minroots.metrics.perplexity import perplexity
 from minroots.metrics.rouge import RougeScorer
@@ -84,7 +84,10 @@ def register_scores(eval_subparsers) -> None:
                       help="what replaces a zero n-gram precision: exp (halved each time), floor, "
                       "add-k, or none; default %(default)s")  # fmt: skip
     bleu.add_argument(
-        "--smooth-value", type=float, default=None, help="for floor (0.1) and add-k (1)"
+        "--smooth-value",
+        type=non_negative_float,
+        default=None,
+        help="for floor (0.1) and add-k (1)",
     )
     bleu.add_argument("--lowercase", "-lc", action="store_true", help="case-insensitive BLEU")
     bleu.add_argument("--force", action="store_true", help="accept text that looks tokenized")
@@ -96,10 +99,11 @@ def register_scores(eval_subparsers) -> None:
         "against reference files, equal to sacrebleu's; prints its line, or JSON (score 0-100).",
     )  # fmt: skip
     _add_io(chrf)
-    chrf.add_argument("--char-order", type=int, default=6, help="character n-gram order (6)")
-    chrf.add_argument("--word-order", type=int, default=0, help="word n-gram order: 0 for "
-                      "chrF (the default), 2 for chrF++")  # fmt: skip
-    chrf.add_argument("--beta", type=int, default=2, help="recall weight (2)")
+    chrf.add_argument("--char-order", type=int_in(0, 100), default=6,
+                      help="character n-gram order (6)")  # fmt: skip
+    chrf.add_argument("--word-order", type=int_in(0, 100), default=0, help="word n-gram order: 0 "
+                      "for chrF (the default), 2 for chrF++")  # fmt: skip
+    chrf.add_argument("--beta", type=int_in(0, 100), default=2, help="recall weight (2)")
     chrf.add_argument("--lowercase", "-lc", action="store_true", help="case-insensitive chrF")
     chrf.add_argument("--whitespace", action="store_true", help="keep spaces in char n-grams")
     chrf.add_argument("--eps-smoothing", action="store_true", help="chrF++.py-style smoothing")
@@ -131,7 +135,11 @@ def register_scores(eval_subparsers) -> None:
         help="a string that marks sentence breaks inside a line (e.g. '<n>'), for rougeLsum",
     )
     rouge.add_argument(
-        "--bootstrap", type=int, default=0, metavar="N", help="add a 95%% CI from N resamples"
+        "--bootstrap",
+        type=int_in(0, MAX_SAMPLES),
+        default=0,
+        metavar="N",
+        help=f"add a 95%% CI from N resamples (at most {MAX_SAMPLES:,})",
     )
     rouge.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
     rouge.set_defaults(func=run_rouge)
@@ -184,13 +192,13 @@ def read_lines(path: str) -> list[str]:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except FileNotFoundError:
-        raise FileNotFoundError(f"file not found: {path}") from None
+        raise FileNotFoundError(f"read_lines: file not found: {path}") from None
     except IsADirectoryError:
-        raise ValueError(f"{path} is a directory, expected a text file") from None
+        raise ValueError(f"read_lines: {path} is a directory, expected a text file") from None
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not valid UTF-8 text ({exc.reason})") from None
+        raise ValueError(f"read_lines: {path} is not valid UTF-8 text ({exc.reason})") from None
     if not text:
-        raise ValueError(f"{path} is empty")
+        raise ValueError(f"read_lines: {path} is empty")
     lines = text.split("\n")
     if lines[-1] == "":  # the newline that ends the last line
         lines.pop()
@@ -204,7 +212,7 @@ def _read_corpus(hyp_path: str, ref_paths: list[str]) -> tuple[list[str], list[l
         lines = read_lines(path)
         if len(lines) != len(hypotheses):
             raise ValueError(
-                f"{path} has {len(lines)} lines but {hyp_path} has {len(hypotheses)}; "
+                f"--ref: {path} has {len(lines)} lines but {hyp_path} has {len(hypotheses)}; "
                 "each reference file needs one line per hypothesis"
             )
         references.append(lines)

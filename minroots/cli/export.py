@@ -52,7 +52,7 @@ def run(args) -> int:
     folder = resolve_checkpoint(args.checkpoint)
     out = Path(args.out)
     if not args.overwrite and any((out / name).exists() for name in _EXPORTED):
-        raise FileExistsError(f"--out {out} already holds a model; add --overwrite to replace it")
+        raise FileExistsError(f"--out: {out} already holds a model; add --overwrite to replace it")
     model = load_model(folder)
     try:
         tokenizer = load_tokenizer(folder)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 import sys
 
-from minroots.cli.arguments import positive_int
+from minroots.cli.arguments import non_negative_float, positive_int, probability
 from minroots.generation import stream
 from minroots.training.checkpoint import load_model, load_tokenizer
 from minroots.training.run_config import SampleSettings
@@ -46,11 +46,11 @@ def register(subparsers) -> None:
                      "(default: a newline)")  # fmt: skip
     gen.add_argument("--max-new-tokens", type=int, default=200, metavar="N",
                      help="tokens to generate (%(default)s)")  # fmt: skip
-    gen.add_argument("--temperature", type=float, default=0.8, metavar="T",
+    gen.add_argument("--temperature", type=non_negative_float, default=0.8, metavar="T",
                      help="sampling temperature, 0 for greedy (%(default)s)")  # fmt: skip
     gen.add_argument("--top-k", type=positive_int, default=None, metavar="K",
                      help="sample among the K most likely tokens only")  # fmt: skip
-    gen.add_argument("--top-p", type=float, default=None, metavar="P",
+    gen.add_argument("--top-p", type=probability, default=None, metavar="P",
                      help="sample among the most likely tokens holding probability P")  # fmt: skip
     gen.add_argument("--seed", type=int, default=None, metavar="S", help="seed of the sampling "
                      "(default: a fresh one each run, printed to stderr after the text so that the "
@@ -61,7 +61,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     """Load the checkpoint's model and tokenizer and stream a continuation of ``--prompt``."""
     if args.max_new_tokens < 0:
-        raise ValueError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
+        raise ValueError(f"--max-new-tokens: must be >= 0, got {args.max_new_tokens}")
     model = load_model(args.checkpoint)
     tokenizer = load_tokenizer(args.checkpoint)
     # fresh randomness unless --seed, and the seed said after the text, so that it can be repeated
@@ -102,7 +102,7 @@ def stream_sample(model, tokenizer, sample: SampleSettings, out=None) -> str:
             f"characters {''.join(tokenizer.chars)!r}"
         ) from None
     if not prompt_ids:
-        raise ValueError("the prompt encodes to no tokens; give a non-empty --prompt")
+        raise ValueError(f"--prompt: must encode to at least one token, got {sample.prompt!r}")
     ids, shown = [], ""
     out.write(sample.prompt)
     out.flush()

@@ -13,7 +13,9 @@ The new folder is a checkpoint like any other (``generate``, ``serve``, ``eval p
 ``TransformerModel.load`` read it): ``model.safetensors`` holds integer tensors and float32
 scales (:mod:`minroots.nn.quantized`), ``config.json`` says how they were made, and the other
 files of the checkpoint that describe the model (the tokenizer, a chat template) are copied; the
-optimizer and trainer state are not, as a quantized model is for inference.
+optimizer and trainer state are not, as a quantized model is for inference. A new
+``manifest.json`` holds the checksums of the new folder's files, so that loading it verifies them
+as it does for any checkpoint (:mod:`minroots.training.integrity`).
 """
 
 from __future__ import annotations
@@ -26,8 +28,14 @@ from minroots.cli.arguments import positive_int
 
 __all__ = ["register", "run"]
 
-NOT_COPIED = {"model.safetensors", "config.json", "optimizer.json", "optimizer.safetensors",
-              "trainer_state.json"}  # fmt: skip
+NOT_COPIED = {
+    "model.safetensors",
+    "config.json",
+    "optimizer.json",
+    "optimizer.safetensors",
+    "trainer_state.json",
+    "manifest.json",
+}  # fmt: skip  (a new manifest is written)
 
 
 def register(subparsers) -> None:
@@ -50,11 +58,12 @@ def run(args) -> int:
     """Quantize, save, and print the sizes and the largest change of a weight."""
     from minroots.nn.quantized import quantize_model, quantized_nbytes
     from minroots.training.checkpoint import load_model, resolve_checkpoint
+    from minroots.training.integrity import write_manifest
 
     source = resolve_checkpoint(args.checkpoint)
     out = Path(args.out)
     if out.resolve() == source.resolve():
-        raise ValueError("--out must be a new folder, not the checkpoint itself")
+        raise ValueError(f"--out: must be a new folder, not the checkpoint itself, got {args.out}")
     model = load_model(source)
     before = quantized_nbytes(model)
     quantize_model(model, args.bits, args.group_size if args.bits == 4 else None)
@@ -63,6 +72,7 @@ def run(args) -> int:
     for f in sorted(source.iterdir()):
         if f.is_file() and f.name not in NOT_COPIED and not f.name.startswith("."):
             shutil.copy2(f, out / f.name)
+    write_manifest(out)  # checksums of the new files: loading verifies them like any checkpoint's
     size_in = os.path.getsize(source / "model.safetensors")
     size_out = os.path.getsize(out / "model.safetensors")
     group = f", groups of {args.group_size}" if args.bits == 4 else ", per output channel"

@@ -76,13 +76,13 @@ def run(args) -> int:
         from minroots.serve.app import ServeConfig, create_app
     except ModuleNotFoundError as exc:
         raise RuntimeError(
-            f"minroots serve needs {exc.name}: pip install 'minroots[serve]'"
+            f"minroots serve: needs {exc.name}: pip install 'minroots[serve]'"
         ) from None
     from minroots.serve.chat_format import load_chat_format
     from minroots.training.checkpoint import load_model, load_tokenizer, resolve_checkpoint
 
     if args.max_queue < 0:
-        raise ValueError(f"--max-queue must be >= 0, got {args.max_queue}")
+        raise ValueError(f"--max-queue: must be >= 0, got {args.max_queue}")
     folder = resolve_checkpoint(args.checkpoint)
     config = ServeConfig(host=args.host, port=args.port, api_key=args.api_key,
                          max_batch=args.max_batch, max_queue=args.max_queue,

@@ -56,6 +56,8 @@ def register(subparsers) -> None:
                        "output folder from its latest checkpoint")  # fmt: skip
     train.add_argument("--overwrite", action="store_true", help="replace the run already in "
                        "the output folder (without it, training there again is refused)")  # fmt: skip
+    train.add_argument("--ignore-fingerprint", action="store_true", help="with --resume: go on "
+                       "even if the checkpoint was trained with another tokenizer")  # fmt: skip
     train.add_argument("overrides", nargs="*", metavar="key=value",
                        help="change one setting, e.g. max_steps=100 or model.n_embd=64")  # fmt: skip
     train.set_defaults(func=run)
@@ -106,9 +108,9 @@ def _trainer_config(args, train: dict) -> TrainerConfig:
         latest = latest_checkpoint(tcfg.out_dir)
         if latest is not None:
             raise FileExistsError(
-                f"the output folder {tcfg.out_dir} already holds a run (latest checkpoint "
-                f"{latest.name}); add --resume to continue it, --overwrite to replace it, or "
-                "--out DIR to train into another folder"
+                f"--out: {tcfg.out_dir} already holds a run (latest checkpoint {latest.name}); add "
+                "--resume to continue it, --overwrite to replace it, or --out DIR to train into "
+                "another folder"
             )
     return tcfg
 
@@ -128,7 +130,7 @@ def run(args) -> int:
     model = TransformerModel(TransformerConfig(**model_table))
     trainer = Trainer(model, dataset, config=tcfg)
     if args.resume:
-        trainer.resume()
+        trainer.resume(ignore_fingerprint=args.ignore_fingerprint)
     c = model.config
     say = print if trainer.world.is_main else _silent  # rank 0 alone speaks (chapter 13)
     ranks = f" on {trainer.world.size} ranks" if trainer.world.size > 1 else ""

@@ -13,6 +13,9 @@ tokenizer much longer), and a training run reads the same ids again and again. S
 - ids are stored in the smallest unsigned dtype that holds the vocabulary (``uint8`` for a
   character vocabulary under 256, else ``uint16`` or ``uint32``): 1 MB of text is 1 MB on disk;
 - files are written to a temporary name and renamed, so a crash never leaves half a file;
+- beside each ``ids-<key>.npy`` a small ``ids-<key>.json`` records the key, the file's size and its
+  BLAKE2b checksum. A cache file that does not match (empty, cut short, edited, or written by
+  another program) is never used: a warning says so and the text is encoded again;
 - the text is encoded in pieces of about 4 Mi characters, streamed into the file, where the
   tokenizer allows it (:func:`_piece_bounds`): the first pass over a 100 MB corpus then peaks
   at about 2.5 times the corpus in memory (the text and its ids), not 17 times;
@@ -39,11 +42,14 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["default_cache_dir", "cache_key", "ids_dtype", "cached_encode"]
+from minroots.persistence import file_digest, read_json, write_json
+
+__all__ = ["default_cache_dir", "cache_key", "ids_dtype", "cached_encode", "tokenizer_identity"]
 
 MMAP_BYTES = 64 * 2**20  # memory-map cached ids larger than 64 MiB
 PIECE_CHARS = 2**22  # characters encoded at a time on a first pass (see _encoded_pieces)
@@ -57,7 +63,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "minroots"
 
 
-def _tokenizer_identity(tokenizer) -> str | None:
+def tokenizer_identity(tokenizer) -> str | None:
     """A string that changes whenever the tokenizer's mapping may change; ``None`` if unknown."""
     to_dict = getattr(tokenizer, "to_dict", None)
     if to_dict is None:
@@ -72,7 +78,7 @@ def cache_key(text: str, tokenizer) -> str | None:
     ``None`` for a tokenizer without ``to_dict`` (we cannot tell two of them apart, so their
     ids are not cached).
     """
-    identity = _tokenizer_identity(tokenizer)
+    identity = tokenizer_identity(tokenizer)
     if identity is None:
         return None
     h = hashlib.sha256()
@@ -110,9 +116,9 @@ def _encoded_pieces(text: str, tokenizer, size: int | None = None):
     for start, stop in _piece_bounds(text, tokenizer, size or PIECE_CHARS):
         ids = np.asarray(tokenizer.encode(text[start:stop]), dtype=np.int64)
         if ids.size and (ids.min() < 0 or ids.max() >= tokenizer.vocab_size):
-            raise ValueError(
-                f"tokenizer produced ids outside [0, {tokenizer.vocab_size}): check its vocab_size"
-            )
+            raise ValueError(f"cached_encode: the tokenizer produced ids outside [0, vocab_size="
+                             f"{tokenizer.vocab_size}), from {ids.min()} to {ids.max()}; check "
+                             "its vocab_size")  # fmt: skip
         yield ids.astype(dtype)
 
 
@@ -188,6 +194,36 @@ def _atomic_save(path: Path, pieces, dtype) -> None:
         raise
 
 
+def _record_path(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def _write_record(path: Path, key: str) -> None:
+    """Write the checksum file of the ids just saved at ``path`` (atomically)."""
+    record = {"format": 1, "key": key, "bytes": path.stat().st_size, "blake2b": file_digest(path)}
+    write_json(_record_path(path), record)
+
+
+def _load_checked(path: Path, key: str, mmap_bytes: int):
+    """The cached ids if the file matches its checksum file; else ``None``, with a warning."""
+    try:
+        record = read_json(_record_path(path), "cached_encode", expect=dict)
+        size = path.stat().st_size
+        if record.get("key") != key or record.get("bytes") != size:
+            reason = f"have {size} bytes, their checksum file says {record.get('bytes')}"
+        elif record.get("blake2b") != file_digest(path):
+            reason = "do not match their checksum"
+        else:
+            return np.load(path, mmap_mode="r" if size > mmap_bytes else None, allow_pickle=False)
+    except FileNotFoundError:
+        reason = "have no checksum file"
+    except (ValueError, OSError, EOFError) as exc:  # a damaged checksum file, or .npy header
+        reason = f"cannot be read ({exc})"
+    warnings.warn(f"cached_encode: the cached token ids {os.fspath(path)!r} {reason} (damaged or "
+                  "changed); encoding the text again", UserWarning, stacklevel=3)  # fmt: skip
+    return None
+
+
 def cached_encode(
     text: str,
     tokenizer,
@@ -207,7 +243,7 @@ def cached_encode(
         use_cache: ``False`` encodes every time and writes nothing.
     """
     if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
+        raise TypeError(f"cached_encode: text must be a str, got {type(text).__name__}")
     if mmap_bytes is None:
         mmap_bytes = MMAP_BYTES
     key = cache_key(text, tokenizer) if use_cache else None
@@ -216,12 +252,11 @@ def cached_encode(
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     path = folder / f"ids-{key}.npy"
     if path.is_file():
-        try:
-            large = path.stat().st_size > mmap_bytes
-            return np.load(path, mmap_mode="r" if large else None, allow_pickle=False)
-        except (ValueError, OSError):
-            pass  # unreadable (e.g. truncated by hand): rebuild it below
+        ids = _load_checked(path, key, mmap_bytes)
+        if ids is not None:
+            return ids
     folder.mkdir(parents=True, exist_ok=True)
     _atomic_save(path, _encoded_pieces(text, tokenizer), ids_dtype(tokenizer.vocab_size))
+    _write_record(path, key)
     large = path.stat().st_size > mmap_bytes
     return np.load(path, mmap_mode="r" if large else None, allow_pickle=False)

@@ -32,6 +32,8 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from minroots.validation import shown
+
 __all__ = ["DEFAULT_CORPUS", "list_corpora", "corpus_path", "load_corpus", "load_pairs"]
 
 DEFAULT_CORPUS = "shakespeare"
@@ -52,7 +54,7 @@ def _bundled() -> dict[str, tuple[str, object]]:
 def list_corpora(kind: str | None = None) -> list[str]:
     """Names of the bundled corpora, sorted; ``kind="text"`` or ``"pairs"`` keeps one kind."""
     if kind not in (None, "text", "pairs"):
-        raise ValueError(f"kind must be None, 'text' or 'pairs', got {kind!r}")
+        raise ValueError(f"list_corpora: kind must be None, 'text' or 'pairs', got {shown(kind)}")
     return sorted(name for name, (k, _) in _bundled().items() if kind is None or k == kind)
 
 
@@ -69,7 +71,8 @@ def corpus_path(name_or_path: str | os.PathLike):
     """
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise TypeError(
-            f"name_or_path must be a corpus name or a file path, got {type(name_or_path).__name__}"
+            f"corpus_path: name_or_path must be a corpus name or a file path, got "
+            f"{type(name_or_path).__name__}"
         )
     bundled = _bundled()
     if isinstance(name_or_path, str) and name_or_path in bundled:
@@ -78,20 +81,20 @@ def corpus_path(name_or_path: str | os.PathLike):
     if path.is_file():
         return _KINDS.get(path.suffix, "text"), path
     raise FileNotFoundError(
-        f"name_or_path {os.fspath(name_or_path)!r} is neither a bundled corpus nor a file "
-        f"({_available()})"
+        f"corpus_path: name_or_path {os.fspath(name_or_path)!r} is neither a bundled corpus nor "
+        f"a file ({_available()})"
     )
 
 
 def _read_text(path, label: str) -> str:
     data = path.read_bytes()
     if not data.strip():
-        raise ValueError(f"corpus {label!r} is empty; expected UTF-8 text")
+        raise ValueError(f"load_corpus: {label!r} is empty; expected UTF-8 text")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ValueError(
-            f"corpus {label!r} is not valid UTF-8 (byte {e.start}): {e.reason}"
+            f"load_corpus: {label!r} is not valid UTF-8 (byte {e.start}: {e.reason})"
         ) from None
     return text.replace("\r\n", "\n")  # the same text, and the same ids, on every platform
 
@@ -107,7 +110,8 @@ def load_corpus(name_or_path: str | os.PathLike = DEFAULT_CORPUS) -> str:
     label = os.fspath(name_or_path)
     if kind != "text" and isinstance(name_or_path, str) and name_or_path in list_corpora():
         raise ValueError(
-            f"corpus {label!r} holds pairs, not text: use load_pairs({label!r}) ({_available()})"
+            f"load_corpus: {label!r} holds pairs, not text: use load_pairs({label!r}) "
+            f"({_available()})"
         )
     return _read_text(path, label)
 
@@ -126,7 +130,8 @@ def load_pairs(name_or_path: str | os.PathLike) -> list[tuple[str, str]]:
     label = os.fspath(name_or_path)
     suffix = os.path.splitext(path.name)[1]
     if suffix not in (".tsv", ".jsonl"):
-        raise ValueError(f"corpus {label!r} is not a pair corpus: expected a .tsv or .jsonl file")
+        raise ValueError(f"load_pairs: {label!r} is not a pair corpus: expected a .tsv or .jsonl "
+                         "file")  # fmt: skip
     lines = _read_text(path, label).split("\n")
     pairs = []
     if suffix == ".tsv":
@@ -136,7 +141,7 @@ def load_pairs(name_or_path: str | os.PathLike) -> list[tuple[str, str]]:
             fields = line.split("\t")
             if len(fields) != 2:
                 raise ValueError(
-                    f"corpus {label!r} line {lineno}: expected 2 tab-separated fields, "
+                    f"load_pairs: {label!r}, line {lineno} must have 2 tab-separated fields, "
                     f"got {len(fields)}"
                 )
             pairs.append((fields[0], fields[1]))
@@ -149,9 +154,9 @@ def load_pairs(name_or_path: str | os.PathLike) -> list[tuple[str, str]]:
                 pairs.append((record["source"], record["target"]))
             except (json.JSONDecodeError, KeyError, TypeError) as e:
                 raise ValueError(
-                    f"corpus {label!r} line {lineno}: expected a JSON object with 'source' and "
-                    f"'target' ({e!r})"
+                    f"load_pairs: {label!r}, line {lineno} must be a JSON object with 'source' and "
+                    f"'target', got {shown(line[:60])} ({e!r})"
                 ) from None
     if not pairs:
-        raise ValueError(f"corpus {label!r} has no pairs")
+        raise ValueError(f"load_pairs: {label!r} has no pairs")
     return pairs

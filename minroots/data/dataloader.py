@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from minroots.validation import shown
+
 __all__ = ["DataLoader", "default_collate"]
 
 
@@ -47,7 +49,7 @@ def default_collate(items: list):
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
         raise ValueError(
-            f"items have different shapes {sorted(shapes)}; pad them with a collate_fn "
+            f"default_collate: items have different shapes {sorted(shapes)}; pad them with a collate_fn "
             "(e.g. minroots.data.collate_pairs)"
         )
     batch = np.stack(arrays)
@@ -81,17 +83,19 @@ class DataLoader:
         collate_fn=None,
     ):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-            raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
+            raise TypeError(
+                f"DataLoader: batch_size must be an int, got {type(batch_size).__name__}"
+            )
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise ValueError(f"DataLoader: batch_size must be at least 1, got {batch_size}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+            raise ValueError(f"DataLoader: seed must be a non-negative int, got {shown(seed)}")
         n = len(dataset)
         if n == 0:
-            raise ValueError("dataset is empty; expected at least one example")
+            raise ValueError("DataLoader: dataset is empty; expected at least one example")
         if drop_last and n < batch_size:
             raise ValueError(
-                f"dataset has {n} examples, fewer than batch_size={batch_size}, so drop_last=True "
+                f"DataLoader: dataset has {n} examples, fewer than batch_size={batch_size}, so drop_last=True "
                 "would leave no batch"
             )
         self.dataset = dataset
@@ -178,18 +182,22 @@ class DataLoader:
         order); ``batch_size`` may differ (the position counts examples, not batches).
         """
         if not isinstance(state, dict):
-            raise TypeError(f"state must be a dict, got {type(state).__name__}")
+            raise TypeError(
+                f"DataLoader.load_state_dict: state must be a dict, got {type(state).__name__}"
+            )
         missing = {"epoch", "position", "seed"} - set(state)
         if missing:
-            raise ValueError(f"state is missing keys {sorted(missing)}")
+            raise ValueError(f"DataLoader.load_state_dict: state is missing keys {sorted(missing)}")
         n = state.get("num_examples", len(self.dataset))
         if n != len(self.dataset):
             raise ValueError(
-                f"state was saved for {n} examples but the dataset has {len(self.dataset)}"
+                f"DataLoader.load_state_dict: state was saved for {n} examples but the dataset has "
+                f"{len(self.dataset)}"
             )
         epoch, position = int(state["epoch"]), int(state["position"])
         if epoch < 0 or not 0 <= position <= len(self.dataset):
-            raise ValueError(f"state has epoch={epoch}, position={position}: out of range")
+            raise ValueError(f"DataLoader.load_state_dict: epoch and position must be in range, got "
+                             f"epoch={epoch}, position={position}")  # fmt: skip
         self.seed = int(state["seed"])
         self.shuffle = bool(state.get("shuffle", self.shuffle))
         self.drop_last = bool(state.get("drop_last", self.drop_last))

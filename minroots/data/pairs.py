@@ -30,6 +30,7 @@ import numpy as np
 
 from minroots.data.corpus import load_pairs
 from minroots.tokenizers import CharTokenizer
+from minroots.validation import shown
 
 __all__ = ["pad_sequences", "collate_pairs", "PairDataset"]
 
@@ -44,9 +45,9 @@ def pad_sequences(
     """
     seqs = [np.asarray(s, dtype=np.int64).reshape(-1) for s in sequences]
     if not seqs:
-        raise ValueError("sequences is empty; expected at least one sequence")
+        raise ValueError("pad_sequences: sequences is empty; expected at least one sequence")
     if max_len is not None and max_len < 1:
-        raise ValueError(f"max_len must be at least 1, got {max_len!r}")
+        raise ValueError(f"pad_sequences: max_len must be at least 1, got {shown(max_len)}")
     length = max(len(s) for s in seqs) if max_len is None else int(max_len)
     ids = np.full((len(seqs), length), pad_id, dtype=np.int64)  # (B, L)
     mask = np.zeros((len(seqs), length), dtype=bool)  # (B, L)
@@ -70,7 +71,9 @@ def collate_pairs(items, pad_id: int) -> dict[str, np.ndarray]:
     Padding positions hold ``pad_id``, in labels too: use the masks, not the ids, to skip them.
     """
     if not items:
-        raise ValueError("items is empty; expected at least one (source, target) pair")
+        raise ValueError(
+            "collate_pairs: items is empty; expected at least one (source, target) pair"
+        )
     source, source_mask = pad_sequences([src for src, _ in items], pad_id)
     target, target_mask = pad_sequences([tgt for _, tgt in items], pad_id)
     return {
@@ -109,13 +112,19 @@ class PairDataset:
             pairs = load_pairs(pairs)
         pairs = [tuple(p) for p in pairs]
         if not pairs:
-            raise ValueError("pairs is empty; expected at least one (source, target) pair")
+            raise ValueError(
+                "PairDataset: pairs is empty; expected at least one (source, target) pair"
+            )
         for i, p in enumerate(pairs):
             if len(p) != 2 or not all(isinstance(s, str) for s in p):
-                raise TypeError(f"pairs[{i}] must be a (source, target) pair of str, got {p!r}")
+                raise TypeError(
+                    f"PairDataset: pairs[{i}] must be a (source, target) pair of str, got {shown(p)}"
+                )
         for name, value in (("max_source_len", max_source_len), ("max_target_len", max_target_len)):
             if value is not None and value < 2:
-                raise ValueError(f"{name} must be at least 2 (a token and EOS), got {value}")
+                raise ValueError(
+                    f"PairDataset: {name} must be at least 2 (a token and EOS), got {value}"
+                )
         if tokenizer is None:
             tokenizer = CharTokenizer.from_text([s for p in pairs for s in p])
         self.pairs = pairs
@@ -168,11 +177,13 @@ class PairDataset:
         :class:`TextDataset`'s contiguous split of running text.
         """
         if not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
-            raise ValueError(f"val_fraction must be a number in (0, 1), got {val_fraction!r}")
+            raise ValueError(f"PairDataset.split: val_fraction must be a number in (0, 1), got "
+                             f"{val_fraction!r}")  # fmt: skip
         order = np.random.default_rng(seed).permutation(len(self.pairs))
         n_val = max(1, int(len(order) * val_fraction))
         if n_val >= len(order):
-            raise ValueError(f"{len(order)} pairs are too few to split with {val_fraction}")
+            raise ValueError(f"PairDataset.split: {len(order)} pairs are too few to split with "
+                             f"val_fraction={val_fraction}")  # fmt: skip
         return self._subset(order[n_val:]), self._subset(order[:n_val])
 
     def _subset(self, index) -> PairDataset:

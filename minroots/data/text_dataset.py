@@ -36,6 +36,7 @@ import numpy as np
 from minroots.data.cache import cached_encode
 from minroots.data.corpus import corpus_path, list_corpora, load_corpus
 from minroots.tokenizers import CharTokenizer
+from minroots.validation import shown
 
 __all__ = ["TextDataset", "Blocks", "split_point", "split_ranges"]
 
@@ -82,9 +83,9 @@ class Blocks:
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         n = len(self)
         if not isinstance(i, (int, np.integer)):
-            raise TypeError(f"index must be an int, got {type(i).__name__}")
+            raise TypeError(f"Blocks: index must be an int, got {type(i).__name__}")
         if not -n <= i < n:
-            raise IndexError(f"block index {i} out of range for {n} blocks")
+            raise IndexError(f"Blocks: block index {i} out of range for {n} blocks")
         s = (int(i) % n) * self.block_size
         chunk = np.asarray(self.ids[s : s + self.block_size + 1], dtype=np.int64)
         return chunk[:-1], chunk[1:]
@@ -126,17 +127,27 @@ class TextDataset:
         val_pieces: int = 1,
     ):
         if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
-            raise TypeError(f"block_size must be an int, got {type(block_size).__name__}")
+            raise TypeError(
+                f"TextDataset: block_size must be an int, got {type(block_size).__name__}"
+            )
         if block_size < 1:
-            raise ValueError(f"block_size must be at least 1, got {block_size}")
-        if not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
-            raise ValueError(f"val_fraction must be a number in [0, 1), got {val_fraction!r}")
+            raise ValueError(f"TextDataset: block_size must be at least 1, got {block_size}")
+        if (
+            isinstance(val_fraction, bool)
+            or not isinstance(val_fraction, (int, float))
+            or not (0 <= val_fraction < 1)
+        ):
+            raise ValueError(
+                f"TextDataset: val_fraction must be a number in [0, 1), got {shown(val_fraction)}"
+            )
         if (
             isinstance(val_pieces, bool)
             or not isinstance(val_pieces, (int, np.integer))
             or val_pieces < 1
         ):
-            raise ValueError(f"val_pieces must be a positive int, got {val_pieces!r}")
+            raise ValueError(
+                f"TextDataset: val_pieces must be a positive int, got {shown(val_pieces)}"
+            )
         self.text = self._resolve(source)
         if tokenizer is None:
             tokenizer = CharTokenizer.from_text(self.text)
@@ -155,14 +166,17 @@ class TextDataset:
             return load_corpus(source)
         if not isinstance(source, str):
             raise TypeError(
-                f"source must be a corpus name, a file path or text, got {type(source).__name__}"
+                f"TextDataset: source must be a corpus name, a file path or text, got "
+                f"{type(source).__name__}"
             )
         if source in list_corpora():
             return load_corpus(source)
         if "\n" not in source and len(source) < 4096 and os.path.isfile(source):
             return load_corpus(source)
         if not source:
-            raise ValueError("source is an empty string; expected text, a corpus name or a path")
+            raise ValueError(
+                "TextDataset: source is an empty string; expected text, a corpus name or a path"
+            )
         return source
 
     def _check_lengths(self, source) -> None:
@@ -177,7 +191,7 @@ class TextDataset:
                     except FileNotFoundError as e:
                         hint = f" (if you meant a corpus name or file: {e})"
                 raise ValueError(
-                    f"the {split} split has {n} tokens; block_size={self.block_size} needs at "
+                    f"TextDataset: the {split} split has {n} tokens; block_size={self.block_size} needs at "
                     f"least {need}: use more text, a smaller block_size or another "
                     f"val_fraction{hint}"
                 )
@@ -202,7 +216,7 @@ class TextDataset:
     def split(self, split: str) -> np.ndarray:
         """The ids of ``"train"`` or ``"val"`` (read-only; a view of the ids when ``val_pieces=1``)."""
         if split not in self._splits:
-            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+            raise ValueError(f"TextDataset: split must be 'train' or 'val', got {shown(split)}")
         return self._splits[split]
 
     @property
@@ -228,9 +242,11 @@ class TextDataset:
         so that ``y = d[s + 1 : s + T + 1]`` stays inside the split.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-            raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
+            raise TypeError(
+                f"get_batch: batch_size must be an int, got {type(batch_size).__name__}"
+            )
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise ValueError(f"get_batch: batch_size must be at least 1, got {batch_size}")
         if rng is None:
             rng = self._rng
         elif not isinstance(rng, np.random.Generator):
@@ -238,7 +254,8 @@ class TextDataset:
         data = self.split(split)
         T = self.block_size
         if len(data) < T + 1:
-            raise ValueError(f"the {split} split has {len(data)} tokens, fewer than block_size + 1")
+            raise ValueError(f"get_batch: the {split} split has {len(data)} tokens, fewer than "
+                             "block_size + 1")  # fmt: skip
         starts = rng.integers(0, len(data) - T, size=batch_size)  # (B,)
         chunk = np.asarray(data[starts[:, None] + np.arange(T + 1)], dtype=np.int64)  # (B, T+1)
         return np.ascontiguousarray(chunk[:, :-1]), np.ascontiguousarray(chunk[:, 1:])

@@ -77,7 +77,7 @@ def wait_for(done, comm: Communicator, what: str) -> None:
     while not done():
         if time.perf_counter() - start > comm.timeout:
             raise CommunicationError(
-                f"rank {comm.rank} of {comm.size}: the {what} did not finish within "
+                f"rank {comm.rank}/{comm.size}: the {what} did not finish within "
                 f"{comm.timeout:g} s; another rank has probably died or hung (its own output "
                 "says why). Resume from the last checkpoint with --resume (Trainer.resume())"
             )

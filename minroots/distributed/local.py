@@ -49,7 +49,7 @@ class LocalGroup:
             self._barrier.wait(self.timeout)
         except threading.BrokenBarrierError:
             raise CommunicationError(
-                f"rank {comm.rank} of {self.size}: the {what} did not finish within "
+                f"rank {comm.rank}/{self.size}: the {what} did not finish within "
                 f"{self.timeout:g} s; another rank has probably died or hung"
             ) from None
 

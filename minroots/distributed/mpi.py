@@ -28,7 +28,7 @@ def import_mpi():
         from mpi4py import MPI  # optional (the "distributed" extra): only for jobs of several ranks
     except ImportError as exc:
         raise RuntimeError(
-            "this process was started as one rank of several (mpirun/srun) but mpi4py is not "
+            "import_mpi: this process was started as one rank of several (mpirun/srun) but mpi4py is not "
             f'installed ({exc}); install it with `pip install "minroots[distributed]"` next to '
             "an MPI library (Debian/Ubuntu: apt-get install openmpi-bin)"
         ) from None
@@ -52,7 +52,8 @@ class MPICommunicator(Communicator):
                 "use the NCCL communicator for device='cuda'"
             )
         if not array.flags.c_contiguous:
-            raise ValueError(f"MPICommunicator.{op}: the array must be contiguous")
+            raise ValueError(f"MPICommunicator.{op}: the array must be C-contiguous, got strides "
+                             f"{array.strides} for shape {array.shape}")  # fmt: skip
 
     def all_reduce(self, array) -> None:
         self._check(array, "all_reduce")

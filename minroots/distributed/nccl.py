@@ -80,7 +80,8 @@ class NCCLCommunicator(Communicator):
                 f"NCCLCommunicator.{op}: dtype must be float16/32/64, got {array.dtype}"
             )
         if not array.flags.c_contiguous:
-            raise ValueError(f"NCCLCommunicator.{op}: the array must be contiguous")
+            raise ValueError(f"NCCLCommunicator.{op}: the array must be C-contiguous, got strides "
+                             f"{array.strides} for shape {array.shape}")  # fmt: skip
         return self.cuda.get_current_stream(), self._types[array.dtype]
 
     def _wait(self, stream, what: str) -> None:

@@ -160,7 +160,7 @@ class World:
 
         def stop(signum, frame):
             raise CommunicationError(
-                f"rank {self.rank} of {self.size} was stopped by the launcher (signal {signum}): "
+                f"rank {self.rank}/{self.size}: stopped by the launcher (signal {signum}): "
                 "another rank has probably died (its own output says why). Resume from the last "
                 "checkpoint with --resume (Trainer.resume())"
             )
@@ -221,7 +221,7 @@ def _communicator(kind: str, rank: int, size: int, local_rank: int, timeout: flo
     mpi = MPICommunicator(timeout)
     if mpi.size != size or mpi.rank != rank:
         raise RuntimeError(
-            f"the launcher says rank {rank} of {size} but MPI says rank {mpi.rank} of {mpi.size}; "
+            f"World: the launcher says rank {rank} of {size} but MPI says rank {mpi.rank} of {mpi.size}; "
             "mpi4py is probably built for another MPI library than the one of mpirun"
         )
     if kind == "mpi":

@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 from minroots import __version__
 from minroots.metrics._inputs import check_hypotheses, check_sentence, segment_references
 from minroots.metrics.bleu_tokenizers import get_tokenizer
+from minroots.validation import as_value_error, capped_int, one_of, real_number
 
 __all__ = [
     "BLEUScore",
@@ -197,18 +198,16 @@ def _segment_statistics(hyp: list[str], ref_counts, ref_lens, max_order: int) ->
     return [hyp_len, _closest_ref_len(hyp_len, ref_lens)] + correct + total
 
 
-def _check_options(tokenize, smooth_method, smooth_value, max_ngram_order):
+MAX_ORDER = 100  # n-gram orders above this are typos (BLEU uses 4), and would cost memory
+
+
+def _check_options(where, tokenize, smooth_method, smooth_value, max_ngram_order):
     get_tokenizer(tokenize)  # raises a ValueError naming the choices
-    if not isinstance(smooth_method, str) or smooth_method not in SMOOTH_METHODS:
-        raise ValueError(
-            f"smooth_method must be one of {list(SMOOTH_METHODS)}, got {smooth_method!r}"
-        )
-    if smooth_value is not None and (
-        isinstance(smooth_value, bool) or not isinstance(smooth_value, (int, float))
-    ):
-        raise TypeError(f"smooth_value must be a number or None, got {smooth_value!r}")
-    if not isinstance(max_ngram_order, int) or max_ngram_order < 1:
-        raise ValueError(f"max_ngram_order must be a positive integer, got {max_ngram_order!r}")
+    one_of(where, "smooth_method", smooth_method, list(SMOOTH_METHODS))
+    if smooth_value is not None:
+        real_number(where, "smooth_value", smooth_value, low=0)
+    as_value_error(capped_int, where, "max_ngram_order", max_ngram_order, high=MAX_ORDER,
+                   why="BLEU uses 4")  # fmt: skip
 
 
 def bleu_statistics(
@@ -223,9 +222,9 @@ def bleu_statistics(
     Summing them column-wise and calling :func:`bleu_from_statistics` gives corpus BLEU; keeping
     them per sentence is what bootstrap resampling and paired significance tests need.
     """
-    hypotheses = check_hypotheses(hypotheses)
-    per_segment = segment_references(hypotheses, references)
-    _check_options(tokenize, "none", None, max_ngram_order)
+    hypotheses = check_hypotheses(hypotheses, where="bleu_statistics")
+    per_segment = segment_references(hypotheses, references, "bleu_statistics")
+    _check_options("bleu_statistics", tokenize, "none", None, max_ngram_order)
     prep = _Preprocess(tokenize, lowercase)
     stats = []
     for hyp, refs in zip(hypotheses, per_segment, strict=True):
@@ -252,7 +251,7 @@ def bleu_from_statistics(
     >>> bleu_from_statistics([5, 3, 2, 1], [6, 5, 4, 3], 6, 6).score  # doctest: +ELLIPSIS
     53.7284965911...
     """
-    _check_options("none", smooth_method, smooth_value, max_ngram_order)
+    _check_options("bleu_from_statistics", "none", smooth_method, smooth_value, max_ngram_order)
     if smooth_value is None:
         smooth_value = SMOOTH_METHODS[smooth_method]
     correct, total = list(correct), list(total)
@@ -332,9 +331,9 @@ def corpus_bleu(
     >>> corpus_bleu(["the cat sat on the mat"], [["the cat sat on a mat"]]).score  # doctest: +ELLIPSIS
     53.7284965911...
     """
-    _check_options(tokenize, smooth_method, smooth_value, max_ngram_order)
-    hypotheses = check_hypotheses(hypotheses)
-    per_segment = segment_references(hypotheses, references)
+    _check_options("corpus_bleu", tokenize, smooth_method, smooth_value, max_ngram_order)
+    hypotheses = check_hypotheses(hypotheses, where="corpus_bleu")
+    per_segment = segment_references(hypotheses, references, "corpus_bleu")
     if not force and sum(h.endswith(" .") for h in hypotheses) >= 100:
         warnings.warn(
             "corpus_bleu: 100 or more hypotheses end in ' .', which looks tokenized already; "
@@ -390,7 +389,7 @@ def sentence_bleu(
     >>> round(sentence_bleu("the cat", ["the cat sat"]).score, 4)
     60.6531
     """
-    hypothesis, references = check_sentence(hypothesis, references)
+    hypothesis, references = check_sentence(hypothesis, references, "sentence_bleu")
     return corpus_bleu(
         [hypothesis],
         [[ref] for ref in references],

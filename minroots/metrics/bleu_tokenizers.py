@@ -31,6 +31,8 @@ from functools import lru_cache
 
 import regex
 
+from minroots.validation import shown
+
 __all__ = [
     "TOKENIZERS",
     "get_tokenizer",
@@ -209,5 +211,5 @@ TOKENIZERS = {
 def get_tokenizer(name: str):
     """The tokenizer function called ``name`` (one of :data:`TOKENIZERS`)."""
     if not isinstance(name, str) or name not in TOKENIZERS:
-        raise ValueError(f"tokenize must be one of {sorted(TOKENIZERS)}, got {name!r}")
+        raise ValueError(f"BLEU: tokenize must be one of {sorted(TOKENIZERS)}, got {shown(name)}")
     return TOKENIZERS[name]

@@ -32,6 +32,9 @@ from typing import NamedTuple
 import numpy as np
 
 from minroots.backend import rng as backend_rng
+from minroots.validation import as_value_error, capped_int, real
+
+MAX_SAMPLES = 100_000  # resamples; each holds a row of scores, so 10**9 would exhaust memory
 
 __all__ = ["AggregateScore", "BootstrapAggregator", "bootstrap_percentiles"]
 
@@ -53,7 +56,8 @@ def _resolve_rng(rng):
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
         return np.random.default_rng(int(rng))
     raise TypeError(
-        "rng must be None, an int seed, numpy.random.Generator or numpy.random.RandomState, "
+        "BootstrapAggregator: rng must be None, an int seed, numpy.random.Generator or "
+        "numpy.random.RandomState, "
         f"got {type(rng).__name__}"
     )
 
@@ -62,9 +66,12 @@ def bootstrap_percentiles(
     matrix, confidence_interval: float = 0.95, n_samples: int = 1000, rng=None
 ) -> np.ndarray:
     """Percentiles ``(3, K)`` (low, mid, high) of bootstrap means of ``matrix`` ``(N, K)``."""
+    where = "bootstrap_percentiles"
+    as_value_error(real, where, "confidence_interval", confidence_interval, low=0, high=1)
+    as_value_error(capped_int, where, "n_samples", n_samples, high=MAX_SAMPLES)
     matrix = np.asarray(matrix, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[0] == 0:
-        raise ValueError(f"matrix must have shape (N, K) with N >= 1, got {matrix.shape}")
+        raise ValueError(f"{where}: matrix must have shape (N, K) with N >= 1, got {matrix.shape}")
     generator = _resolve_rng(rng)
     n = matrix.shape[0]
     sample_mean = np.zeros((n_samples, matrix.shape[1]))
@@ -100,10 +107,10 @@ class BootstrapAggregator:
     """
 
     def __init__(self, confidence_interval: float = 0.95, n_samples: int = 1000, rng=None):
-        if not 0 <= confidence_interval <= 1:
-            raise ValueError(f"confidence_interval must be in [0, 1], got {confidence_interval!r}")
-        if not isinstance(n_samples, (int, np.integer)) or n_samples <= 0:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        where = "BootstrapAggregator"
+        as_value_error(real, where, "confidence_interval", confidence_interval, low=0, high=1)
+        as_value_error(capped_int, where, "n_samples", n_samples, high=MAX_SAMPLES,
+                       why="1,000 is usual; the interval hardly moves past 10,000")  # fmt: skip
         self.confidence_interval = confidence_interval
         self.n_samples = int(n_samples)
         self._rng = _resolve_rng(rng)

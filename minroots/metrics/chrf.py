@@ -34,6 +34,9 @@ from operator import add
 
 from minroots import __version__
 from minroots.metrics._inputs import check_hypotheses, check_sentence, segment_references
+from minroots.validation import as_value_error, capped_int, real
+
+MAX_ORDER = 100  # n-gram orders above this are typos (chrF uses 6), and would cost memory
 
 __all__ = ["CHRFScore", "corpus_chrf", "sentence_chrf", "char_ngrams", "chrf_words"]
 
@@ -133,13 +136,12 @@ class _CHRF:
     """The options of one chrF computation, and the per-sentence statistics it needs."""
 
     def __init__(self, char_order, word_order, beta, lowercase, whitespace, eps_smoothing):
-        for name, value, low in (("char_order", char_order, 0), ("word_order", word_order, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        for name, value in (("char_order", char_order), ("word_order", word_order)):
+            as_value_error(capped_int, "corpus_chrf", name, value, low=0, high=MAX_ORDER,
+                           why="chrF uses 6 and 2")  # fmt: skip
         if char_order + word_order == 0:
-            raise ValueError("char_order and word_order cannot both be 0")
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or beta < 0:
-            raise ValueError(f"beta must be a non-negative number, got {beta!r}")
+            raise ValueError("corpus_chrf: char_order + word_order must be at least 1, got 0 + 0")
+        as_value_error(real, "corpus_chrf", "beta", beta, low=0)
         self.char_order, self.word_order, self.beta = char_order, word_order, beta
         self.lowercase, self.whitespace, self.eps_smoothing = lowercase, whitespace, eps_smoothing
 
@@ -238,8 +240,8 @@ def corpus_chrf(
     63.64
     """
     metric = _CHRF(char_order, word_order, beta, lowercase, whitespace, eps_smoothing)
-    hypotheses = check_hypotheses(hypotheses)
-    per_segment = segment_references(hypotheses, references)
+    hypotheses = check_hypotheses(hypotheses, where="corpus_chrf")
+    per_segment = segment_references(hypotheses, references, "corpus_chrf")
     totals = [0] * (3 * (char_order + word_order))
     for hyp, refs in zip(hypotheses, per_segment, strict=True):
         for i, value in enumerate(metric.segment_statistics(hyp, refs)):
@@ -266,7 +268,7 @@ def sentence_chrf(
     eps_smoothing: bool = False,
 ) -> CHRFScore:
     """chrF of one hypothesis against a list of reference strings (the best one counts)."""
-    hypothesis, references = check_sentence(hypothesis, references)
+    hypothesis, references = check_sentence(hypothesis, references, "sentence_chrf")
     return corpus_chrf(
         [hypothesis],
         [[ref] for ref in references],

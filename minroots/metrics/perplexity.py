@@ -67,14 +67,17 @@ class PerplexityResult:
     num_bytes: int | None = None
 
 
-def _array(x):
+_MAX_EXP = math.log(float.fromhex("0x1.fffffffffffffp+1023"))  # about 709.78
+
+
+def _array(x, name: str = "logits"):
     """The array inside a minroots Tensor (``.data``), or ``x`` itself if it is an array."""
     if isinstance(x, np.ndarray) or B.device_of(x) == "cuda":
         return x
     data = getattr(x, "data", None)
     if data is not None and (isinstance(data, np.ndarray) or B.device_of(data) == "cuda"):
         return data
-    return np.asarray(x)
+    return validation.numeric_array("perplexity_from_logits", name, x)
 
 
 def token_nll(logits, targets):
@@ -104,21 +107,22 @@ def perplexity_from_logits(logits, targets, ignore_index: int | None = -100) -> 
     logits = _array(logits)
     xp = B.get_array_module(logits)
     targets = validation.class_targets(
-        "perplexity_from_logits", "targets", _array(targets), logits.shape
+        "perplexity_from_logits", "targets", _array(targets, "targets"), logits.shape
     )
     targets = xp.asarray(targets)
     keep = targets != ignore_index if ignore_index is not None else xp.ones(targets.shape, bool)
     vocab = logits.shape[-1]
     if bool(((targets[keep] < 0) | (targets[keep] >= vocab)).any()):
         raise ValueError(
-            f"perplexity_from_logits: targets must lie in [0, {vocab}) (or equal ignore_index)"
+            f"perplexity_from_logits: targets must lie in [0, {vocab}) (or equal ignore_index), got "
+            f"values from {int(targets[keep].min())} to {int(targets[keep].max())}"
         )
     count = int(keep.sum())
     if count == 0:
         raise ValueError("perplexity_from_logits: every target is ignore_index; nothing to score")
     nll = token_nll(logits, xp.where(keep, targets, 0))
     mean = float(B.to_numpy(nll[keep]).sum()) / count
-    return math.exp(mean)
+    return math.exp(mean) if mean < _MAX_EXP else math.inf  # e^710 overflows a float
 
 
 def _windows(n_tokens: int, length: int, stride: int) -> list[tuple[int, int]]:

@@ -50,6 +50,7 @@ from collections import Counter
 from typing import NamedTuple
 
 from minroots.metrics.porter import porter_stem
+from minroots.validation import shown
 
 __all__ = [
     "Score",
@@ -294,17 +295,18 @@ class RougeScorer:
 
     def __init__(self, rouge_types, use_stemmer=False, split_summaries=False, tokenizer=None):
         if isinstance(rouge_types, str):
-            raise TypeError(f"rouge_types must be a list of names, e.g. [{rouge_types!r}]")
+            raise TypeError(f"RougeScorer: rouge_types must be a list of names, got the str "
+                            f"{rouge_types!r} (write [{rouge_types!r}])")  # fmt: skip
         self.rouge_types = list(rouge_types)
         if not self.rouge_types:
-            raise ValueError("rouge_types must name at least one ROUGE type")
+            raise ValueError("RougeScorer: rouge_types must name at least one ROUGE type, got none")
         for name in self.rouge_types:
             if name not in ("rougeL", "rougeLsum") and not (
                 isinstance(name, str) and _ROUGE_N.fullmatch(name)
             ):
                 raise ValueError(
-                    f"unknown ROUGE type {name!r}: expected 'rouge1' to 'rouge9' (one digit, as "
-                    "in rouge-score), 'rougeL' or 'rougeLsum'"
+                    f"RougeScorer: unknown ROUGE type {name!r}: expected 'rouge1' to 'rouge9' (one "
+                    "digit, as in rouge-score), 'rougeL' or 'rougeLsum'"
                 )
         # What each type needs, worked out once: ("n", N), ("lcs", 0) or ("lsum", 0).
         self._plan = [_plan_step(name) for name in self.rouge_types]
@@ -315,8 +317,8 @@ class RougeScorer:
             and not callable(getattr(tokenizer, "tokenize", None))
         ):
             raise TypeError(
-                f"tokenizer must be None, 'cjk' or an object with a tokenize(text) method, "
-                f"got {tokenizer!r}"
+                f"RougeScorer: tokenizer must be None, 'cjk' or an object with a tokenize(text) "
+                f"method, got {shown(tokenizer)}"
             )
         self.use_stemmer = use_stemmer
         self.split_summaries = split_summaries
@@ -359,7 +361,8 @@ class RougeScorer:
         """A :class:`Score` per ROUGE type for one target and one prediction."""
         for name, value in (("target", target), ("prediction", prediction)):
             if not isinstance(value, str):
-                raise TypeError(f"{name} must be a string, got {type(value).__name__}")
+                raise TypeError(f"RougeScorer.score: {name} must be a string, got "
+                                f"{type(value).__name__}")  # fmt: skip
         target_tokens = prediction_tokens = None
         if self._needs_tokens:
             target_tokens = self.tokenize(target)
@@ -384,10 +387,12 @@ class RougeScorer:
     def score_multi(self, targets, prediction: str) -> dict[str, Score]:
         """Score against several targets; per ROUGE type keep the target with the best F."""
         if isinstance(targets, str):
-            raise TypeError("targets must be a list of strings; wrap a single target: [target]")
+            raise TypeError("RougeScorer.score_multi: targets must be a list of strings, got a str "
+                            "(wrap a single target: [target])")  # fmt: skip
         targets = list(targets)
         if not targets:
-            raise ValueError("targets must hold at least one target string")
+            raise ValueError("RougeScorer.score_multi: targets must hold at least one target string, "
+                             "got none")  # fmt: skip
         per_target = [self.score(t, prediction) for t in targets]
         best = {}
         for rouge_type in self.rouge_types:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from minroots.nn.functional.dropout import dropout
 from minroots.nn.module import Module
+from minroots.validation import real
 
 __all__ = ["Dropout"]
 
@@ -18,8 +19,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5):
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        real("Dropout", "p", p, low=0, high=1, high_open=True)
         self.p = p
 
     def forward(self, x):

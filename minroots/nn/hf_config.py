@@ -88,7 +88,7 @@ def _check_fields(hf: dict, model_type: str, used: set, where: str) -> None:
             if value not in _MUST_BE[key]:
                 allowed = " or ".join(repr(v) for v in _MUST_BE[key])
                 raise ValueError(f"{where}: field {key}={value!r} is not supported by minroots "
-                                 f"(it must be {allowed} for a model_type {model_type!r})")  # fmt: skip
+                                 f"(only {allowed} is, for a model_type {model_type!r})")  # fmt: skip
             continue
         raise ValueError(
             f"{where}: field {key!r} is not one minroots knows for model_type {model_type!r}, so "
@@ -171,7 +171,7 @@ def config_from_hf(hf: dict, where: str = "config.json") -> tuple[dict, str]:
     qkv_bias = None
     if model_type == "llama" and attention_bias != mlp_bias:
         raise ValueError(f"{where}: fields attention_bias={attention_bias} and mlp_bias={mlp_bias} "
-                         "differ; minroots' bias covers both (they must be equal)")  # fmt: skip
+                         "differ; minroots' one bias setting covers both, so they need to be equal")  # fmt: skip
     if model_type == "qwen3" and attention_bias:
         raise ValueError(f"{where}: field attention_bias=True is not supported for qwen3")
     if model_type == "qwen2":  # biases on q, k, v only

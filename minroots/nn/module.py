@@ -28,6 +28,7 @@ import numpy as np
 
 from minroots import backend as B
 from minroots.autograd import Tensor
+from minroots.validation import shown
 
 __all__ = ["Parameter", "Module", "ModuleList", "Sequential"]
 
@@ -63,7 +64,8 @@ class Module:
     def __setattr__(self, name: str, value) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(
-                f"cannot assign {name!r} before Module.__init__() ran; call super().__init__() first"
+                f"Module.__setattr__: cannot assign {name!r} before Module.__init__() ran; call "
+                "super().__init__() first"
             )
         for store in (self._parameters, self._modules, self._buffers):
             store.pop(name, None)
@@ -104,7 +106,8 @@ class Module:
 
     # ------------------------------------------------------------ calling
     def forward(self, *args, **kwargs):
-        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+        raise NotImplementedError(f"{type(self).__name__}.forward: a Module must define forward(), "
+                                  "got none")  # fmt: skip
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -189,7 +192,7 @@ class Module:
         if device is not None:
             B.backend_name(device, "to")  # an unknown name fails before anything moves
         if dtype is not None and np.dtype(dtype).kind != "f":
-            raise TypeError(f"to: dtype must be a floating dtype, got {dtype!r}")
+            raise TypeError(f"to: dtype must be a floating dtype, got {shown(dtype)}")
 
         def convert(a):
             if device is not None:
@@ -247,6 +250,11 @@ class Module:
                 f"load_state_dict: shape mismatch for {len(mismatched)} entries: "
                 + "; ".join(mismatched)
             )
+        for k, v in state_dict.items():  # integers read into float weights are a damaged file
+            kind = getattr(getattr(v, "dtype", None), "kind", None)
+            if k in current and current[k].dtype.kind == "f" and kind not in ("f", None):
+                raise ValueError(f"load_state_dict: {k} must be a floating-point array like the "
+                                 f"model's {current[k].dtype}, got dtype {v.dtype}")  # fmt: skip
         if strict and (missing or unexpected):
             parts = []
             if missing:
@@ -311,12 +319,12 @@ class ModuleList(Module):
     def __getitem__(self, i: int) -> Module:
         n = len(self)
         if not -n <= i < n:
-            raise IndexError(f"ModuleList index {i} out of range for {n} modules")
+            raise IndexError(f"ModuleList: index {i} out of range for {n} modules")
         return self._modules[str(i % n)]
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(
-            "a ModuleList is a container: iterate over it and call each module"
+            "ModuleList.forward: a ModuleList is a container: iterate over it and call each module"
         )
 
 

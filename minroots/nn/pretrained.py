@@ -37,7 +37,7 @@ from minroots import backend as B
 from minroots.nn.gpt import TransformerConfig, TransformerModel
 from minroots.nn.hf_config import config_from_hf, config_to_hf, hf_model_type
 from minroots.nn.hf_weights import weights_from_hf, weights_to_hf
-from minroots.persistence import save_arrays, write_json
+from minroots.persistence import read_json, save_arrays, write_json
 
 __all__ = ["from_pretrained", "save_pretrained", "read_safetensors"]
 
@@ -63,10 +63,11 @@ def read_safetensors(path) -> tuple[dict, dict]:
             raise ValueError(f"{path}: not a safetensors file (bad header length)")
         try:
             header = json.loads(f.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             raise ValueError(f"{path}: the safetensors header is not valid JSON ({e})") from None
         if not isinstance(header, dict):
-            raise ValueError(f"{path}: the safetensors header must be a JSON object")
+            raise ValueError(f"{path}: the safetensors header must be a JSON object, got "
+                             f"{type(header).__name__}")  # fmt: skip
         metadata = header.pop("__metadata__", None) or {}
         data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size > 8 + n else b""
     arrays = {name: _tensor(path, name, info, data, 8 + n, size) for name, info in header.items()}
@@ -80,8 +81,9 @@ def _tensor(path: str, name: str, info, data, start: int, size: int) -> np.ndarr
         raise ValueError(f"{where}: its header entry needs dtype, shape and data_offsets")
     kind, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
     if kind not in _DTYPES:
-        raise ValueError(f"{where} has dtype {kind!r}, which minroots cannot hold (it reads "
-                         f"{', '.join(_DTYPES)}); convert the checkpoint to float32 or bfloat16")  # fmt: skip
+        raise ValueError(f"{path}: tensor {name!r} has dtype {kind!r}, which minroots cannot "
+                         f"hold (it reads {', '.join(_DTYPES)}); convert the checkpoint to float32 "
+                         "or bfloat16")  # fmt: skip
     ints = (list, tuple)
     if not isinstance(shape, ints) or any(type(d) is not int or d < 0 for d in shape):
         raise ValueError(f"{where}: shape must be a list of sizes, got {shape!r}")
@@ -115,17 +117,14 @@ def _read_weights(folder: str) -> tuple[dict, str]:
                 "transformers: AutoModelForCausalLM.from_pretrained(DIR).save_pretrained(DIR)"
             )
         raise FileNotFoundError(f"from_pretrained: {folder!r} has neither {WEIGHTS} nor {INDEX}")
-    with open(index, encoding="utf-8") as f:
-        try:
-            weight_map = json.load(f).get("weight_map")
-        except (json.JSONDecodeError, AttributeError):
-            weight_map = None
+    weight_map = read_json(index, "from_pretrained", expect=dict).get("weight_map")
     if not isinstance(weight_map, dict) or not weight_map:
         raise ValueError(f"{index}: expected a JSON object with a weight_map {{tensor: file}}")
     arrays = {}
     for shard in sorted(set(weight_map.values())):
         if not isinstance(shard, str) or os.path.basename(shard) != shard or shard in (".", ".."):
-            raise ValueError(f"{index}: shard {shard!r} must be a file name inside the folder")
+            raise ValueError(f"{index}: a shard must be a file name inside the folder, got "
+                             f"{shard!r}")  # fmt: skip
         path = os.path.join(folder, shard)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{index}: shard {shard!r} is missing")
@@ -152,11 +151,7 @@ def from_pretrained(path, dtype=None) -> TransformerModel:
             f"from_pretrained: {cfg_file!r} not found; expected a local Hugging Face model "
             f"directory with {CONFIG} and {WEIGHTS} (no download is attempted)"
         )
-    with open(cfg_file, encoding="utf-8") as f:
-        try:
-            hf = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{cfg_file}: not valid JSON ({e})") from None
+    hf = read_json(cfg_file, "from_pretrained")  # damaged, deep or not UTF-8: a one-line error
     fields, model_type = config_from_hf(hf, where=cfg_file)
     try:
         config = TransformerConfig(**fields)

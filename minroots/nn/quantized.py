@@ -47,7 +47,7 @@ from minroots.autograd import Tensor
 from minroots.autograd.tensor import is_grad_enabled
 from minroots.nn.linear import Linear
 from minroots.nn.module import Module, Parameter
-from minroots.validation import integer, one_of, positive_int
+from minroots.validation import integer, one_of, positive_int, shown
 
 __all__ = [
     "quantize_int8",
@@ -259,6 +259,9 @@ def quantize_model(model, bits: int, group_size: int | None = None, *, modules=N
     named = dict(model.named_modules())
     if modules is None:
         modules = [n for n, m in named.items() if isinstance(m, Linear) and n != "lm_head"]
+    if not isinstance(modules, (list, tuple)) or not all(isinstance(n, str) for n in modules):
+        raise TypeError(f"quantize_model: modules must be a list of layer names, got "
+                        f"{shown(modules)}")  # fmt: skip
     for name in modules:
         layer = named.get(name)
         if not isinstance(layer, Linear):

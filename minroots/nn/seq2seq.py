@@ -38,7 +38,16 @@ from minroots.nn.module import Module, ModuleList
 from minroots.nn.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from minroots.nn.serialization import load_model, save_model
 from minroots.nn.transformer_block import TransformerBlock
-from minroots.validation import known_keys, multiple_of, one_of, positive_int, real, token_ids
+from minroots.validation import (
+    check_fields,
+    integer,
+    known_keys,
+    multiple_of,
+    one_of,
+    positive_int,
+    real,
+    token_ids,
+)
 
 __all__ = ["Seq2SeqConfig", "Seq2SeqTransformer"]
 
@@ -66,6 +75,10 @@ class Seq2SeqConfig:
     eos_id: int | None = None  # end-of-sequence id that stops generation
 
     def __post_init__(self):
+        # types first, as strictly as a TOML file is read: bias="no" must not pass as True
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for key, value in check_fields(type(self), values).items():
+            setattr(self, key, value)
         if self.tgt_vocab_size is None:
             self.tgt_vocab_size = self.src_vocab_size
         if self.n_decoder_layer is None:
@@ -81,7 +94,11 @@ class Seq2SeqConfig:
                 f"(got {self.src_vocab_size} and {self.tgt_vocab_size})"
             )
         one_of(where, "positional", self.positional, ("sinusoidal", "learned"))
+        one_of(where, "activation", self.activation, ("gelu", "gelu_tanh", "relu"))
         real(where, "dropout", self.dropout, low=0, high=1, high_open=True)
+        for name in ("pad_id", "bos_id", "eos_id"):
+            if getattr(self, name) is not None:
+                integer(where, name, getattr(self, name), low=0)
 
     @classmethod
     def from_dict(cls, d: dict) -> Seq2SeqConfig:

@@ -19,7 +19,7 @@ import numbers
 
 from minroots import backend as B
 from minroots.optim.optimizer import Optimizer
-from minroots.validation import boolean, real_number
+from minroots.validation import boolean, real_number, shown
 
 __all__ = ["Adam", "AdamW"]
 
@@ -98,7 +98,7 @@ class Adam(Optimizer):
             or not all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in betas)
         ):
             raise TypeError(
-                f"{where}: betas must be a pair of numbers (beta1, beta2), got {betas!r}"
+                f"{where}: betas must be a pair of numbers (beta1, beta2), got {shown(betas)}"
             )
         group["betas"] = tuple(
             real_number(where, f"betas[{k}]", b, low=0, high=1, high_open=True)

@@ -35,7 +35,6 @@ array([0.95, 2.1 ])
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 
@@ -43,7 +42,7 @@ import numpy as np
 
 from minroots import backend as B
 from minroots.parallel import map_blocks
-from minroots.persistence import load_arrays, save_arrays, write_json
+from minroots.persistence import load_arrays, read_json, save_arrays, write_json
 from minroots.validation import describe
 
 __all__ = ["Optimizer", "weight_decay_groups", "load_state"]
@@ -337,14 +336,23 @@ def load_state(path_prefix) -> dict:
     """Read ``<prefix>.json`` + ``<prefix>.safetensors`` written by :meth:`Optimizer.save_state`
     back into a state dict (arrays come back as NumPy; ``load_state_dict`` moves them)."""
     prefix = os.fspath(path_prefix)
-    with open(f"{prefix}.json", encoding="utf-8") as f:
-        meta = json.load(f)
+    meta = read_json(f"{prefix}.json", "load_state", expect=dict)
     arrays, _ = load_arrays(f"{prefix}.safetensors")
-    state = {int(key): dict(entry) for key, entry in meta["state"].items()}
-    for name, arr in arrays.items():
-        _, i, k = name.split(".", 2)
-        state.setdefault(int(i), {})[k] = arr
-    return {"state": state, "param_groups": meta["param_groups"]}
+    try:
+        state = {int(key): dict(entry) for key, entry in meta["state"].items()}
+        for name, arr in arrays.items():
+            _, i, k = name.split(".", 2)
+            state.setdefault(int(i), {})[k] = arr
+        groups = meta["param_groups"]
+        if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+            raise TypeError(
+                f"load_state: param_groups must be a list of objects, got {groups!r:.60}"
+            )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        detail = f"missing the field {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ValueError(f"load_state: {prefix}.json and .safetensors do not hold an optimizer "
+                         f"state: {detail}") from None  # fmt: skip
+    return {"state": state, "param_groups": groups}
 
 
 def weight_decay_groups(params, weight_decay: float) -> list[dict]:

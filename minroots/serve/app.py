@@ -167,12 +167,14 @@ async def _api_error(request, exc: APIError):
 
 async def _http_error(request, exc):
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-    message = f"{request.method} {request.url.path}: {exc.detail}"
-    return _json(APIError(exc.status_code, message, code=code).body(), exc.status_code)
+    error = APIError(
+        exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", code=code
+    )
+    return _json(error.body(), exc.status_code)
 
 
 async def _server_error(request, exc):
-    error = APIError(500, f"the server failed: {type(exc).__name__}: {exc}", type="server_error")
+    error = APIError(500, f"server: failed with {type(exc).__name__}: {exc}", type="server_error")
     return _json(error.body(), 500)
 
 
@@ -183,15 +185,16 @@ def _authorize(request) -> None:
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not given:
-        raise APIError(401, "no API key given: send the header 'Authorization: Bearer KEY' "
-                       "(the key minroots serve was started with)", code="invalid_api_key")  # fmt: skip
+        raise APIError(401, "Authorization: no API key given; send the header 'Authorization: "
+                       "Bearer KEY' (the key minroots serve was started with)",
+                       code="invalid_api_key")  # fmt: skip
     if not hmac.compare_digest(given.strip().encode(), key.encode()):
-        raise APIError(401, "incorrect API key provided", code="invalid_api_key")
+        raise APIError(401, "Authorization: incorrect API key provided", code="invalid_api_key")
 
 
 def _check_model(served: _Served, name) -> None:
     if name is not None and name != served.config.model_name:
-        raise APIError(404, f"the model {name!r} does not exist; this server serves "
+        raise APIError(404, f"model: the model {name!r} does not exist; this server serves "
                        f"{served.config.model_name!r}", param="model", code="model_not_found")  # fmt: skip
 
 
@@ -236,7 +239,7 @@ async def _chat_completions(request):
 
 
 async def _read_body(request, limit: int) -> bytes:
-    too_big = APIError(413, f"the request body is larger than {limit} bytes (--max-body)",
+    too_big = APIError(413, f"request body: larger than {limit} bytes (--max-body)",
                        code="request_too_large")  # fmt: skip
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
@@ -269,14 +272,15 @@ def _encode(served: _Served, req) -> tuple[list[list[int]], list[str]]:
     vocab = served.model.config.vocab_size
     for ids in prompts:
         if not ids:
-            raise APIError(400, "the prompt encodes to no tokens; give at least one character",
+            raise APIError(400, "prompt: encodes to no tokens; give at least one character",
                            param="prompt")  # fmt: skip
         bad = [i for i in ids if not 0 <= i < vocab]
         if bad:
-            raise APIError(400, f"prompt token ids must be in [0, {vocab}), got {bad[0]}",
+            raise APIError(400, f"prompt: token ids must be in [0, {vocab}), got {bad[0]}",
                            param="prompt")  # fmt: skip
         if len(ids) > block:
-            raise APIError(400, f"this model's maximum context length is {block} tokens, but "
+            raise APIError(400, f"{'messages' if req.chat else 'prompt'}: this model's maximum "
+                           f"context length is {block} tokens, but "
                            f"the prompt has {len(ids)} tokens; shorten it",
                            param="messages" if req.chat else "prompt",
                            code="context_length_exceeded")  # fmt: skip
@@ -301,7 +305,7 @@ async def _generate(request, chat: bool):
     _check_model(served, req.model)
     prompts = _encode(served, req)
     if len(prompts) * req.n > served.scheduler.capacity:  # it would never fit: not a 429
-        raise APIError(400, f"the request asks for {len(prompts) * req.n} sequences (prompts x "
+        raise APIError(400, f"n: the request asks for {len(prompts) * req.n} sequences (prompts x "
                        f"n), more than this server holds at once ({served.scheduler.capacity})",
                        param="n")  # fmt: skip
     decode = served.chat_format.decode if chat else (lambda ids: served.tokenizer.decode(ids))
@@ -347,12 +351,10 @@ class _Answer:
 
     def _failure(self, reason: str) -> APIError:
         if reason == "timeout":
-            return APIError(503, "the request waited for a slot longer than --request-timeout="
+            return APIError(503, "request: waited for a slot longer than --request-timeout="
                             f"{self.served.config.request_timeout:g} s; retry later",
                             type="server_error", code="timeout")  # fmt: skip
-        return APIError(
-            500, "the server failed while generating (see its log)", type="server_error"
-        )
+        return APIError(500, "server: failed while generating (see its log)", type="server_error")
 
     async def collect(self, request) -> dict:
         """Wait for every sequence; a client that disconnects cancels them."""

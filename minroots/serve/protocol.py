@@ -81,9 +81,9 @@ def parse_json(raw: bytes) -> dict:
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise APIError(400, f"the request body is not valid JSON ({exc})") from None
+        raise APIError(400, f"request body: not valid JSON ({exc})") from None
     if not isinstance(body, dict):
-        raise APIError(400, f"the request body must be a JSON object, got {type(body).__name__}")
+        raise APIError(400, f"request body: must be a JSON object, got {type(body).__name__}")
     return body
 
 

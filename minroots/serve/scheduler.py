@@ -81,7 +81,7 @@ class Scheduler:
         with self._cond:
             if self.pending + len(seqs) > self.capacity:
                 raise QueueFull(
-                    f"the server is full ({self.pending} sequences running or waiting, "
+                    f"server: full ({self.pending} sequences running or waiting, "
                     f"--max-batch {self.engine.max_batch} + --max-queue {self.max_queue}); "
                     "retry later"
                 )

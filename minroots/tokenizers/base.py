@@ -22,7 +22,10 @@ import json
 import os
 from collections.abc import Iterable
 
-__all__ = ["Tokenizer", "load", "register_tokenizer", "check_text"]
+from minroots.persistence import read_json, write_text
+from minroots.validation import shown
+
+__all__ = ["Tokenizer", "load", "register_tokenizer", "check_text", "check_ids_iterable"]
 
 # "type" field of a saved tokenizer -> class that can rebuild it from the JSON dict.
 _REGISTRY: dict[str, type[Tokenizer]] = {}
@@ -34,11 +37,21 @@ def register_tokenizer(cls: type[Tokenizer]) -> type[Tokenizer]:
     return cls
 
 
-def check_text(text, name: str = "text") -> str:
+def check_text(text, name: str = "text", where: str = "encode") -> str:
     """Return ``text`` if it is a ``str``, else raise a ``TypeError`` naming the argument."""
     if not isinstance(text, str):
-        raise TypeError(f"{name} must be a str, got {type(text).__name__}")
+        raise TypeError(f"{where}: {name} must be a str, got {type(text).__name__}")
     return text
+
+
+def check_ids_iterable(where: str, ids) -> None:
+    """A ``TypeError`` unless ``ids`` is a sequence of ids (a list, an array), not text or a number."""
+    if (
+        isinstance(ids, (str, bytes))
+        or not isinstance(ids, Iterable)
+        or getattr(ids, "ndim", 1) == 0
+    ):
+        raise TypeError(f"{where}: ids must be a sequence of integer ids, got {type(ids).__name__}")
 
 
 class Tokenizer:
@@ -75,7 +88,9 @@ class Tokenizer:
     def encode_batch(self, texts: Iterable[str]) -> list[list[int]]:
         """Encode each text of ``texts``; a single ``str`` is rejected (it is not a batch)."""
         if isinstance(texts, str):
-            raise TypeError("texts must be a list of str, got a single str (use encode)")
+            raise TypeError(
+                "encode_batch: texts must be a list of str, got a single str (use encode)"
+            )
         return [self.encode(t) for t in texts]
 
     def decode_batch(self, batch: Iterable[Iterable[int]]) -> list[str]:
@@ -86,10 +101,10 @@ class Tokenizer:
         return self.vocab_size
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the tokenizer as indented UTF-8 JSON (readable, diffable) to ``path``."""
+        """Write the tokenizer as indented UTF-8 JSON (readable, diffable) to ``path``, atomically
+        (:func:`minroots.persistence.write_text`)."""
         data = {"type": self.type_name, **self.to_dict()}
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(_dumps(data))
+        write_text(path, _dumps(data))
 
     def save_pretrained(self, path: str | os.PathLike, **options) -> None:
         """Write a Hugging Face tokenizer folder (``tokenizer.json``, ``tokenizer_config.json``);
@@ -104,7 +119,8 @@ class Tokenizer:
         tok = load(path)
         if cls is not Tokenizer and not isinstance(tok, cls):
             raise ValueError(
-                f"path {os.fspath(path)!r} holds a {type(tok).__name__}, expected a {cls.__name__}"
+                f"{cls.__name__}.load: {os.fspath(path)!r} holds a {type(tok).__name__}, expected a "
+                f"{cls.__name__}"
             )
         return tok
 
@@ -150,20 +166,22 @@ def load(path: str | os.PathLike) -> Tokenizer:
     JSON or whose type is unknown.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"path {path!r}: no such tokenizer file")
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"path {path!r} is not valid tokenizer JSON: {e}") from None
-    if not isinstance(data, dict) or "type" not in data:
-        raise ValueError(f"path {path!r}: expected a JSON object with a 'type' field")
+    if not os.path.isfile(path) and not os.path.isdir(path):
+        raise FileNotFoundError(f"tokenizers.load: no tokenizer file at {path!r}")
+    data = read_json(path, "tokenizers.load", expect=dict)
+    if "type" not in data:
+        raise ValueError(f"tokenizers.load: {path!r} must hold a tokenizer (a JSON object with a 'type' "
+                         f"field), got the keys {sorted(data)[:5]}")  # fmt: skip
     kind = data.pop("type")
     if kind not in _REGISTRY:
-        known = ", ".join(sorted(_REGISTRY))
-        raise ValueError(f"path {path!r}: unknown tokenizer type {kind!r} (known: {known})")
+        known = ", ".join(repr(k) for k in sorted(_REGISTRY))
+        raise ValueError(
+            f"tokenizers.load: {path!r}: type must be one of {known}, got {shown(kind)}"
+        )
     try:
         return _REGISTRY[kind].from_dict(data)
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"path {path!r}: malformed {kind!r} tokenizer: {e!r}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        detail = f"missing the field {e}" if isinstance(e, KeyError) else str(e)
+        raise ValueError(
+            f"tokenizers.load: {path!r} is not a valid {kind!r} tokenizer: {detail}"
+        ) from None

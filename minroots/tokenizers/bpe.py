@@ -36,9 +36,11 @@ from __future__ import annotations
 import contextlib
 import gc
 import heapq
+import numbers
 import os
 import warnings
 from collections.abc import Iterable
+from functools import partial
 from itertools import chain, pairwise, repeat
 from operator import itemgetter
 from pathlib import Path
@@ -47,7 +49,7 @@ import regex
 from tqdm.auto import tqdm
 
 from minroots.tokenizers.ascii_split import ascii_findall
-from minroots.tokenizers.base import Tokenizer, check_text, register_tokenizer
+from minroots.tokenizers.base import Tokenizer, check_ids_iterable, check_text, register_tokenizer
 
 # count_pairs, merge_pair and reference_train are re-exported: notebooks and tests import them here
 from minroots.tokenizers.bpe_training import (
@@ -66,7 +68,8 @@ from minroots.tokenizers.interop import (
     read_tiktoken_ranks,
     token_to_bytes,
 )
-from minroots.tokenizers.patterns import PATTERNS, compile_pattern, resolve_pattern
+from minroots.tokenizers.patterns import PATTERNS, compile_pattern, findall, resolve_pattern
+from minroots.validation import shown
 
 __all__ = ["BPETokenizer", "train_tokenizer_file", "reference_train", "count_pairs", "merge_pair"]
 __all__ += ["join_surrogates"]
@@ -75,6 +78,9 @@ _INF = float("inf")
 _CACHE_LIMIT = 500_000  # cached pre-tokens; the cache is emptied when it grows past this
 _CACHE_MAX_CHARS = 100  # longer pre-tokens are rare: not worth keeping
 _LONG_CHUNK = 200  # pre-tokens with more bytes are merged with a heap (``_merge_long``)
+# ids may leave gaps (tiktoken's cl100k_base numbers its special tokens up to 16 past its vocabulary),
+# but no more than this many: a 3 KB file must not make the id table three billion entries long
+MAX_ID_GAP = 1 << 16
 
 
 class _ChunkCache(dict):
@@ -154,6 +160,7 @@ class BPETokenizer(Tokenizer):
         self._pair_rank, self._pair_new = _pair_tables(vocab, bytes_to_id, merges, merge_rule)
         self._merges = [tuple(m) for m in merges] if merge_rule == "merges" else None
         _check_specials(specials, vocab, bytes_to_id)
+        _check_id_range(vocab, specials)
         self._vocab = dict(vocab)
         self._bytes_to_id = bytes_to_id
         self._special = dict(specials)
@@ -247,14 +254,18 @@ class BPETokenizer(Tokenizer):
         """
         specials = list(special_tokens or [])
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
-            raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
+            raise TypeError(
+                f"BPETokenizer.train: vocab_size must be an int, got {type(vocab_size).__name__}"
+            )
         if vocab_size < 256 + len(specials):
             raise ValueError(
-                f"vocab_size must be >= 256 (the byte tokens) + {len(specials)} special tokens "
+                f"BPETokenizer.train: vocab_size must be >= 256 (the byte tokens) + {len(specials)} special tokens "
                 f"for byte-level BPE, got {vocab_size}"
             )
         if not isinstance(min_frequency, int) or min_frequency < 1:
-            raise ValueError(f"min_frequency must be an int >= 1, got {min_frequency!r}")
+            raise ValueError(
+                f"BPETokenizer.train: min_frequency must be an int >= 1, got {shown(min_frequency)}"
+            )
         _number_specials(specials, 0)  # validates the strings
         word_counts = count_words(texts_or_files, self._split, specials)
         num_merges = vocab_size - 256 - len(specials)
@@ -343,7 +354,7 @@ class BPETokenizer(Tokenizer):
         Text with surrogates (which UTF-8 cannot hold) is first read as tiktoken reads it: a
         pair becomes its character and a lone surrogate U+FFFD (:func:`join_surrogates`).
         """
-        check_text(text)
+        check_text(text, where="BPETokenizer.encode_ordinary")
         cache = self._cache  # pre-token -> ids; a miss calls _encode_chunk (see _ChunkCache)
         if len(cache) > _CACHE_LIMIT:
             cache.clear()
@@ -373,7 +384,7 @@ class BPETokenizer(Tokenizer):
         >>> tok.encode("hi<|endoftext|>", allowed_special="all")
         [104, 105, 256]
         """
-        check_text(text)
+        check_text(text, where="BPETokenizer.encode")
         allowed = self._resolve_specials(allowed_special, "allowed_special")
         if disallowed_special == "all":
             disallowed = set(self._special) - allowed
@@ -383,7 +394,7 @@ class BPETokenizer(Tokenizer):
             match = self._special_regex(disallowed).search(text)
             if match:
                 raise ValueError(
-                    f"text contains the special token {match.group()!r} at position "
+                    f"BPETokenizer.encode: text contains the special token {match.group()!r} at position "
                     f"{match.start()}: pass allowed_special={{{match.group()!r}}} to encode it "
                     "as a special token, or disallowed_special=() to encode it as ordinary text"
                 )
@@ -406,24 +417,30 @@ class BPETokenizer(Tokenizer):
     ) -> list[list[int]]:
         """:meth:`encode` each text of ``texts`` (tiktoken's ``encode_batch``, one thread)."""
         if isinstance(texts, str):
-            raise TypeError("texts must be a list of str, got a single str (use encode)")
+            raise TypeError(
+                "BPETokenizer.encode_batch: texts must be a list of str, got a single str (use encode)"
+            )
         return [self.encode(t, allowed_special, disallowed_special) for t in texts]
 
     def encode_ordinary_batch(self, texts: Iterable[str]) -> list[list[int]]:
         """:meth:`encode_ordinary` each text of ``texts`` (tiktoken's ``encode_ordinary_batch``)."""
         if isinstance(texts, str):
-            raise TypeError("texts must be a list of str, got a single str (use encode_ordinary)")
+            raise TypeError(
+                "BPETokenizer.encode_ordinary_batch: texts must be a list of str, got a single str (use encode_ordinary)"
+            )
         return [self.encode_ordinary(t) for t in texts]
 
     def _resolve_specials(self, which, name: str) -> set[str]:
         if which == "all":
             return set(self._special)
         if isinstance(which, str):
-            raise TypeError(f"{name} must be 'all' or a collection of str, got the str {which!r}")
+            raise TypeError(f"BPETokenizer.encode: {name} must be 'all' or a collection of str, got the "
+                            f"str {which!r}")  # fmt: skip
         which = set(which)
         unknown = which - set(self._special)
         if unknown:
-            raise ValueError(f"{name}: {sorted(unknown)} are not special tokens of this tokenizer")
+            raise ValueError(f"BPETokenizer.encode: {name} must hold special tokens of this tokenizer, "
+                             f"got {sorted(unknown)}")  # fmt: skip
         return which
 
     def _special_regex(self, specials: set[str]) -> regex.Pattern:
@@ -437,6 +454,7 @@ class BPETokenizer(Tokenizer):
     # --- decoding -----------------------------------------------------------------------------
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """The bytes that ``ids`` stand for, joined."""
+        check_ids_iterable("BPETokenizer.decode", ids)
         table = self._id_bytes
         try:
             parts = [table[i] for i in ids]
@@ -445,14 +463,20 @@ class BPETokenizer(Tokenizer):
         except (IndexError, TypeError):
             pass
         for i in ids:
-            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(table):
-                raise ValueError(f"ids must be ints in [0, {len(table)}), got {i!r}")
+            if (
+                isinstance(i, bool)
+                or not isinstance(i, numbers.Integral)
+                or not 0 <= i < len(table)
+            ):
+                raise ValueError(f"BPETokenizer.decode: ids must be ints in [0, {len(table)}), got "
+                                 f"{i!r}")  # fmt: skip
             if table[i] is None:
-                raise ValueError(f"ids: {i} is not a token of this vocabulary")
+                raise ValueError(f"BPETokenizer.decode: id {i} is not a token of this vocabulary")
         return b"".join(table[i] for i in ids)
 
     def decode(self, ids: Iterable[int]) -> str:
         """Decode ids to text; bytes that are not valid UTF-8 become U+FFFD (replacement)."""
+        check_ids_iterable("BPETokenizer.decode", ids)
         return self.decode_bytes(list(ids)).decode("utf-8", errors="replace")
 
     # --- looking inside -----------------------------------------------------------------------
@@ -487,7 +511,7 @@ class BPETokenizer(Tokenizer):
         for special, i in self._special.items():  # no learned token has a special's bytes
             if special.encode("utf-8") == key:
                 return i
-        raise KeyError(f"token {token!r} is not in the vocabulary")
+        raise KeyError(f"BPETokenizer.token_to_id: token {token!r} is not in the vocabulary")
 
     def id_to_token(self, id: int) -> bytes:
         """The bytes of token ``id`` (for a special token, its UTF-8 bytes); the inverse of
@@ -564,13 +588,15 @@ def _split_function(pattern: str, custom: bool):
     compiled = compile_pattern(pattern)
     if compiled.groups:
         raise ValueError(
-            f"pattern {pattern!r} has capturing groups; write (?:...) instead of (...)"
+            f"BPETokenizer: pattern {pattern!r} has capturing groups; write (?:...) instead of (...)"
         )
     if custom:
         # tiktoken silently drops text that a custom pattern does not match; here each such
-        # character becomes a pre-token of its own, so no text is ever lost.
+        # character becomes a pre-token of its own, so no text is ever lost. A custom pattern may
+        # come from a file of unknown origin: it runs with a time limit (patterns.findall).
         compiled = compile_pattern(f"(?:{pattern})|[\\s\\S]")
-    fast = None if custom else ascii_findall(pattern)
+        return partial(findall, compiled)
+    fast = ascii_findall(pattern)
     if fast is None:
         return compiled.findall
     unicode = compiled.findall
@@ -583,13 +609,16 @@ def _index_vocab(vocab: dict[int, bytes]) -> dict[bytes, int]:
     bytes_to_id = {}
     for i, tok in vocab.items():
         if not isinstance(tok, bytes) or not tok:
-            raise ValueError(f"vocab: token {i} must be non-empty bytes, got {tok!r}")
+            raise ValueError(
+                f"BPETokenizer: vocab token {i} must be non-empty bytes, got {shown(tok)}"
+            )
         if tok in bytes_to_id:
-            raise ValueError(f"vocab: ids {bytes_to_id[tok]} and {i} both are {tok!r}")
+            raise ValueError(f"BPETokenizer: vocab ids {bytes_to_id[tok]} and {i} both are {tok!r}")
         bytes_to_id[tok] = i
     missing = [b for b in range(256) if bytes([b]) not in bytes_to_id]
     if missing:
-        raise ValueError(f"vocab must hold all 256 single bytes; missing e.g. byte {missing[0]}")
+        raise ValueError(f"BPETokenizer: vocab must hold all 256 single bytes, got none for byte "
+                         f"{missing[0]} (and {len(missing) - 1} more)")  # fmt: skip
     return bytes_to_id
 
 
@@ -600,10 +629,10 @@ def _pair_tables(vocab, bytes_to_id, merges, merge_rule: str):
     if merge_rule == "merges":
         for rank, (a, b) in enumerate(merges):
             if a not in vocab or b not in vocab:
-                raise ValueError(f"merges: merge {rank} ({a}, {b}) uses an id not in vocab")
+                raise ValueError(f"BPETokenizer: merge {rank} ({a}, {b}) uses an id not in vocab")
             new = bytes_to_id.get(vocab[a] + vocab[b])
             if new is None:
-                raise ValueError(f"merges: merge {rank} ({a}, {b}) makes no token of vocab")
+                raise ValueError(f"BPETokenizer: merge {rank} ({a}, {b}) makes no token of vocab")
             if (a, b) not in pair_rank:
                 pair_rank[(a, b)] = rank
                 pair_new[(a, b)] = new
@@ -615,7 +644,9 @@ def _pair_tables(vocab, bytes_to_id, merges, merge_rule: str):
                     pair_rank[(a, b)] = new
                     pair_new[(a, b)] = new
     else:
-        raise ValueError(f"merge_rule must be 'merges' or 'ranks', got {merge_rule!r}")
+        raise ValueError(
+            f"BPETokenizer: merge_rule must be 'merges' or 'ranks', got {shown(merge_rule)}"
+        )
     return pair_rank, pair_new
 
 
@@ -623,17 +654,31 @@ def _check_specials(specials: dict[str, int], vocab, bytes_to_id) -> None:
     """Special tokens: non-empty strings with ids of their own that no learned token has."""
     for s, i in specials.items():
         if not isinstance(s, str) or not s:
-            raise ValueError(f"special_tokens: {s!r} must be a non-empty str")
-        if not isinstance(i, int) or i < 0:
-            raise ValueError(f"special_tokens: id of {s!r} must be an int >= 0, got {i!r}")
+            raise ValueError(f"BPETokenizer: special_tokens must be non-empty str, got {shown(s)}")
+        if isinstance(i, bool) or not isinstance(i, int) or i < 0:
+            raise ValueError(f"BPETokenizer: the id of special token {s!r} must be an int >= 0, got "
+                             f"{i!r}")  # fmt: skip
         if i in vocab:
-            raise ValueError(f"special token {s!r}: id {i} is already the token {vocab[i]!r}")
+            raise ValueError(f"BPETokenizer: special token {s!r} has id {i}, which is already the "
+                             f"token {vocab[i]!r}")  # fmt: skip
         if s.encode("utf-8") in bytes_to_id:
             raise ValueError(
-                f"special token {s!r} collides with learned token {bytes_to_id[s.encode()]}"
+                f"BPETokenizer: special token {s!r} collides with learned token {bytes_to_id[s.encode()]}"
             )
     if len(set(specials.values())) != len(specials):
-        raise ValueError(f"special_tokens: two special tokens share an id: {specials}")
+        raise ValueError(f"BPETokenizer: special_tokens must have ids of their own, got {specials}")
+
+
+def _check_id_range(vocab: dict, specials: dict) -> None:
+    """Every id below ``len(vocab) + len(specials) + MAX_ID_GAP``, checked before the id table of
+    that length is allocated."""
+    limit = len(vocab) + len(specials) + MAX_ID_GAP
+    for what, ids in (("vocab", vocab), ("special_tokens", specials.values())):
+        for i in ids:
+            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < limit:
+                raise ValueError(f"BPETokenizer: every id of {what} must be an integer in [0, "
+                                 f"{limit}) (the {len(vocab) + len(specials)} tokens and gaps of "
+                                 f"at most {MAX_ID_GAP}), got {shown(i)}")  # fmt: skip
 
 
 def _number_specials(special_tokens, first_id: int) -> dict[str, int]:
@@ -641,15 +686,16 @@ def _number_specials(special_tokens, first_id: int) -> dict[str, int]:
     if special_tokens is None:
         return {}
     if isinstance(special_tokens, str):
-        raise TypeError("special_tokens must be a list of str or a dict str -> id, not one str")
+        raise TypeError(f"BPETokenizer: special_tokens must be a list of str or a dict str -> id, "
+                        f"got the str {special_tokens!r}")  # fmt: skip
     if isinstance(special_tokens, dict):
         return dict(special_tokens)
     specials = list(special_tokens)
     for s in specials:
         if not isinstance(s, str) or not s:
-            raise ValueError(f"special_tokens: {s!r} must be a non-empty str")
+            raise ValueError(f"BPETokenizer: special_tokens must be non-empty str, got {shown(s)}")
     if len(set(specials)) != len(specials):
-        raise ValueError(f"special_tokens must not repeat a token: {specials}")
+        raise ValueError(f"BPETokenizer: special_tokens must not repeat a token, got {specials}")
     return {s: first_id + k for k, s in enumerate(specials)}
 
 
@@ -672,9 +718,10 @@ def train_tokenizer_file(
     paths = []
     for p in input_path:
         if not isinstance(p, (str, os.PathLike)):
-            raise TypeError(f"input_path must be a path or a list of paths, got {type(p).__name__}")
+            raise TypeError(f"train_tokenizer_file: input_path must be a path or a list of paths, got "
+                            f"{type(p).__name__}")  # fmt: skip
         if not os.path.isfile(p):
-            raise FileNotFoundError(f"input_path {os.fspath(p)!r}: no such file")
+            raise FileNotFoundError(f"train_tokenizer_file: no such file {os.fspath(p)!r}")
         paths.append(Path(p))
     tok = BPETokenizer(pattern=pattern)
     tok.train(

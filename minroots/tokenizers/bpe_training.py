@@ -214,12 +214,13 @@ def _iter_texts(texts_or_files):
     if isinstance(texts_or_files, (str, os.PathLike)):
         texts_or_files = [texts_or_files]
     elif isinstance(texts_or_files, (bytes, bytearray)):
-        raise TypeError("texts_or_files must hold str or paths, got bytes (decode them first)")
+        raise TypeError("BPETokenizer.train: texts_or_files must hold str or paths, got bytes "
+                        "(decode them first)")  # fmt: skip
     try:
         items = iter(texts_or_files)
     except TypeError:
         raise TypeError(
-            "texts_or_files must be a str, a path or an iterable of them, got "
+            "BPETokenizer.train: texts_or_files must be a str, a path or an iterable of them, got "
             f"{type(texts_or_files).__name__}"
         ) from None
     for k, item in enumerate(items):
@@ -229,5 +230,6 @@ def _iter_texts(texts_or_files):
             yield read_text(item)
         else:
             raise TypeError(
-                f"texts_or_files[{k}] must be a str or a path, got {type(item).__name__}"
+                f"BPETokenizer.train: texts_or_files[{k}] must be a str or a path, got "
+                f"{type(item).__name__}"
             )

@@ -21,9 +21,11 @@ explicitly at construction (``unk=``):
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
 
-from minroots.tokenizers.base import Tokenizer, check_text, register_tokenizer
+from minroots.tokenizers.base import Tokenizer, check_ids_iterable, check_text, register_tokenizer
+from minroots.validation import shown
 
 __all__ = ["CharTokenizer"]
 
@@ -49,22 +51,30 @@ class CharTokenizer(Tokenizer):
         if isinstance(chars, str):
             chars = list(chars)
         if not isinstance(chars, (list, tuple)):
-            raise TypeError(f"chars must be a str or a list of str, got {type(chars).__name__}")
+            raise TypeError(
+                f"CharTokenizer: chars must be a str or a list of str, got {type(chars).__name__}"
+            )
         if unk not in _UNK_MODES:
-            raise ValueError(f"unk must be one of {_UNK_MODES}, got {unk!r}")
+            raise ValueError(f"CharTokenizer: unk must be one of {_UNK_MODES}, got {shown(unk)}")
         if not isinstance(unk_token, str) or len(unk_token) != 1:
-            raise ValueError(f"unk_token must be a single character, got {unk_token!r}")
+            raise ValueError(
+                f"CharTokenizer: unk_token must be a single character, got {shown(unk_token)}"
+            )
         chars = list(chars)
         for c in chars:
             if not isinstance(c, str) or len(c) != 1:
-                raise ValueError(f"chars must hold single characters, got {c!r}")
+                raise ValueError(
+                    f"CharTokenizer: chars must hold single characters, got {shown(c)}"
+                )
         if len(set(chars)) != len(chars):
             dup = next(c for c in chars if chars.count(c) > 1)
-            raise ValueError(f"chars must not repeat a character, got {dup!r} twice")
+            raise ValueError(
+                f"CharTokenizer: chars must not repeat a character, got {shown(dup)} twice"
+            )
         if unk == "replace" and unk_token not in chars:
             chars.append(unk_token)
         if not chars:
-            raise ValueError("chars must not be empty")
+            raise ValueError("CharTokenizer: chars must not be empty, got an empty vocabulary")
         self.chars: list[str] = chars
         self.unk = unk
         self.unk_token = unk_token
@@ -85,9 +95,10 @@ class CharTokenizer(Tokenizer):
         else:
             seen = set()
             for i, t in enumerate(text):
-                seen.update(check_text(t, f"text[{i}]"))
+                seen.update(check_text(t, f"text[{i}]", "CharTokenizer.from_text"))
         if not seen:
-            raise ValueError("text must contain at least one character")
+            raise ValueError("CharTokenizer.from_text: text must contain at least one character, got "
+                             "none")  # fmt: skip
         return cls(sorted(seen), unk=unk, unk_token=unk_token)
 
     # --- the interface ------------------------------------------------------------------------
@@ -96,7 +107,7 @@ class CharTokenizer(Tokenizer):
         return len(self.chars)
 
     def encode(self, text: str) -> list[int]:
-        check_text(text)
+        check_text(text, where="CharTokenizer.encode")
         stoi = self._stoi
         try:
             return [stoi[c] for c in text]  # the fast path: every character known
@@ -111,28 +122,33 @@ class CharTokenizer(Tokenizer):
                 ids.append(self._unk_id)
             elif self.unk == "error":
                 raise ValueError(
-                    f"text has character {c!r} (U+{ord(c):04X}) at position {pos}, which is not "
+                    f"CharTokenizer.encode: text has character {c!r} (U+{ord(c):04X}) at position {pos}, which is not "
                     "in the vocabulary (build with unk='replace' or 'ignore' to allow it)"
                 )
         return ids
 
     def decode(self, ids: Iterable[int]) -> str:
+        check_ids_iterable("CharTokenizer.decode", ids)
         chars, n = self.chars, len(self.chars)
         out = []
         for i in ids:
-            if not (0 <= i < n) or isinstance(i, bool):
-                raise ValueError(f"ids must be in [0, {n}), got {i!r}")
+            if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < n:
+                raise ValueError(
+                    f"CharTokenizer.decode: ids must be integers in [0, {n}), got {shown(i)}"
+                )
             out.append(chars[i])
         return "".join(out)
 
     def token_to_id(self, token: str) -> int:
         if token not in self._stoi:
-            raise KeyError(f"token {token!r} is not in the vocabulary")
+            raise KeyError(f"CharTokenizer.token_to_id: token {token!r} is not in the vocabulary")
         return self._stoi[token]
 
     def id_to_token(self, id: int) -> str:
         if not (0 <= id < len(self.chars)):
-            raise ValueError(f"id must be in [0, {len(self.chars)}), got {id!r}")
+            raise ValueError(
+                f"CharTokenizer.id_to_token: id must be in [0, {len(self.chars)}), got {shown(id)}"
+            )
         return self.chars[id]
 
     # --- saving -------------------------------------------------------------------------------

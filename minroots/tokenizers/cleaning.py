@@ -35,6 +35,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 import regex
 
+from minroots.persistence import atomic_file
+from minroots.validation import did_you_mean, shown
+
 __all__ = [
     "normalize_unicode",
     "normalize_newlines",
@@ -57,9 +60,9 @@ __all__ = [
 ]
 
 
-def _check(text, name="text") -> str:
+def _check(text, name="text", where: str = "clean") -> str:
     if not isinstance(text, str):
-        raise TypeError(f"{name} must be a str, got {type(text).__name__}")
+        raise TypeError(f"{where}: {name} must be a str, got {type(text).__name__}")
     return text
 
 
@@ -68,7 +71,8 @@ def normalize_unicode(text: str, form: str = "NFC") -> str:
     visible; ``"NFKC"`` also folds compatibility forms (``ﬁ`` -> ``fi``, ``①`` -> ``1``, full-width
     ``Ａ`` -> ``A``), which loses distinctions."""
     if form not in ("NFC", "NFKC", "NFD", "NFKD"):
-        raise ValueError(f"form must be 'NFC', 'NFKC', 'NFD' or 'NFKD', got {form!r}")
+        raise ValueError(f"normalize_unicode: form must be 'NFC', 'NFKC', 'NFD' or 'NFKD', got "
+                         f"{form!r}")  # fmt: skip
     return unicodedata.normalize(form, _check(text))
 
 
@@ -168,7 +172,7 @@ def drop_short_lines(text: str, min_chars: int = 10) -> str:
     """Remove lines with fewer than ``min_chars`` characters (after stripping spaces); blank
     lines are kept so paragraphs stay apart. Removes page numbers, stray headers, ..."""
     if not isinstance(min_chars, int) or min_chars < 0:
-        raise ValueError(f"min_chars must be an int >= 0, got {min_chars!r}")
+        raise ValueError(f"drop_short_lines: min_chars must be an int >= 0, got {shown(min_chars)}")
     lines = _check(text).split("\n")
     return "\n".join(ln for ln in lines if not ln.strip() or len(ln.strip()) >= min_chars)
 
@@ -228,10 +232,11 @@ def _resolve_step(step) -> Callable[[str], str]:
         name, kwargs = step
     else:
         raise TypeError(
-            f"steps: each step must be a name, (name, kwargs) or a function, got {step!r}"
+            f"clean: each step must be a name, (name, kwargs) or a function, got {shown(step)}"
         )
     if name not in STEPS:
-        raise ValueError(f"steps: unknown step {name!r}; known: {', '.join(STEPS)}")
+        raise ValueError(f"clean: unknown step {name!r}{did_you_mean(name, STEPS)}; known: "
+                         f"{', '.join(STEPS)}")  # fmt: skip
     fn = STEPS[name]
     return (lambda text: fn(text, **kwargs)) if kwargs else fn
 
@@ -252,7 +257,7 @@ class InvalidUTF8Error(ValueError):
     def __init__(self, path: str, position: int, line: int, column: int, data: bytes):
         self.path, self.position, self.line, self.column = path, position, line, column
         super().__init__(
-            f"path {path!r}: invalid UTF-8 byte(s) {data!r} at byte offset {position} (line "
+            f"read_text: {path!r} has invalid UTF-8 byte(s) {data!r} at byte offset {position} (line "
             f"{line}, byte {column} of the line); pass errors='replace' to read them as U+FFFD"
         )
 
@@ -261,10 +266,10 @@ def read_text(path: str | os.PathLike, errors: str = "strict") -> str:
     """Read a UTF-8 file. ``errors="strict"``: raise :class:`InvalidUTF8Error` at the first bad
     byte; ``"replace"``: each bad sequence becomes U+FFFD. Line ends are kept as they are."""
     if errors not in ("strict", "replace"):
-        raise ValueError(f"errors must be 'strict' or 'replace', got {errors!r}")
+        raise ValueError(f"read_text: errors must be 'strict' or 'replace', got {shown(errors)}")
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"path {path!r}: no such file")
+        raise FileNotFoundError(f"read_text: no such file {path!r}")
     with open(path, "rb") as f:
         data = f.read()
     try:
@@ -283,10 +288,10 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         data = text.encode("utf-8")
     except UnicodeEncodeError as e:
         raise ValueError(
-            f"text has a character that UTF-8 cannot encode ({text[e.start]!r}, a lone "
+            f"write_text: text has a character that UTF-8 cannot encode ({text[e.start]!r}, a lone "
             f"surrogate) at position {e.start}"
         ) from None
-    with open(path, "wb") as f:
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
         f.write(data)
 
 

@@ -20,12 +20,12 @@ constructors :meth:`BPETokenizer.from_gpt2_files <minroots.tokenizers.bpe.BPETok
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from functools import lru_cache
 from itertools import pairwise
 
+from minroots.persistence import read_json
 from minroots.tokenizers.patterns import GPT2_ORIGINAL_PATTERN
 
 __all__ = [
@@ -81,19 +81,16 @@ def token_to_bytes(token: str) -> bytes:
         return bytes(table[c] for c in token)
     except KeyError as e:
         raise ValueError(
-            f"token {token!r} has character {e.args[0]!r}, which is not a byte-level character"
+            f"token_to_bytes: token {token!r} has character {e.args[0]!r}, which is not a byte-level "
+            "character"
         ) from None
 
 
 def _read_json(path, what: str):
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} {path!r}: no such file")
-    with open(path, encoding="utf-8") as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{what} {path!r} is not valid JSON: {e}") from None
+    if not os.path.isfile(path) and not os.path.isdir(path):
+        raise FileNotFoundError(f"{what}: no such file {path!r}")
+    return read_json(path, what)
 
 
 def _parse_merges(lines, vocab_ids: dict[str, int], what: str) -> list[tuple[int, int]]:
@@ -118,20 +115,25 @@ def read_gpt2_files(encoder_json, vocab_bpe, special_tokens=("<|endoftext|>",)):
     Returns ``(vocab, merges, specials, pattern)`` with ``vocab: dict[int, bytes]`` (without the
     special tokens), ``merges: list[tuple[int, int]]`` and ``specials: dict[str, int]``.
     """
-    encoder = _read_json(encoder_json, "encoder_json")
+    encoder = _read_json(encoder_json, "read_gpt2_files")
     if not isinstance(encoder, dict):
-        raise ValueError(f"encoder_json {os.fspath(encoder_json)!r}: expected a JSON object")
+        raise ValueError(f"read_gpt2_files: {os.fspath(encoder_json)!r} must hold a JSON object, got "
+                         f"{type(encoder).__name__}")  # fmt: skip
     path = os.fspath(vocab_bpe)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"vocab_bpe {path!r}: no such file")
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
+        raise FileNotFoundError(f"read_gpt2_files: no such file {path!r}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"read_gpt2_files: {path!r} is not UTF-8 text (byte {exc.start}: "
+                         f"{exc.reason})") from None  # fmt: skip
     if lines and lines[0].startswith("#version"):
         lines = lines[1:]
     lines = [line for line in lines if line]
     specials = {s: encoder.pop(s) for s in special_tokens if s in encoder}
     vocab = {i: token_to_bytes(t) for t, i in encoder.items()}
-    merges = _parse_merges(lines, encoder, f"vocab_bpe {path!r}")
+    merges = _parse_merges(lines, encoder, f"read_gpt2_files: {path!r}")
     return vocab, merges, specials, GPT2_ORIGINAL_PATTERN
 
 
@@ -145,8 +147,18 @@ def read_hf_json(path):
     Returns ``(vocab, merges, specials, pattern)`` like :func:`read_gpt2_files`; added tokens
     marked ``special`` become special tokens.
     """
-    what = f"tokenizer.json {os.fspath(path)!r}"
-    data = _read_json(path, "tokenizer.json")
+    what = f"read_hf_json: {os.fspath(path)!r}"
+    data = _read_json(path, "read_hf_json")
+    try:
+        return _hf_parts(data, what)
+    except (KeyError, TypeError, AttributeError) as exc:  # a field missing or of another type
+        detail = f"missing the field {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ValueError(f"read_hf_json: {os.fspath(path)!r} is not a byte-level BPE tokenizer.json "
+                         f"({detail})") from None  # fmt: skip
+
+
+def _hf_parts(data, what: str):
+    """The parts of a parsed Hugging Face ``tokenizer.json`` (see :func:`read_hf_json`)."""
     model = data.get("model") if isinstance(data, dict) else None
     if not isinstance(model, dict) or model.get("type") != "BPE":
         raise ValueError(f"{what}: expected model.type 'BPE'")
@@ -200,7 +212,9 @@ def _hf_split_pattern(pre: dict, what: str) -> str:
                              "possessive; minroots cannot split the same way")  # fmt: skip
         if byte_level.get("add_prefix_space") or byte_level.get("use_regex", True):
             raise ValueError(f"{what}: the ByteLevel step after Split must have "
-                             "add_prefix_space=False and use_regex=False")  # fmt: skip
+                             "add_prefix_space=False and use_regex=False, got add_prefix_space="
+                             f"{byte_level.get('add_prefix_space')!r} and use_regex="
+                             f"{byte_level.get('use_regex', True)!r}")  # fmt: skip
         return pattern
     raise ValueError(f"{what}: expected a ByteLevel pre_tokenizer, or a Sequence of Split and "
                      f"ByteLevel, got {kind!r}")  # fmt: skip
@@ -211,10 +225,12 @@ def read_tiktoken_ranks(mergeable_ranks: dict[bytes, int], pattern: str, special
     ``(vocab, merges, specials, pattern)``: a token's rank is its id, and there is no merge list
     (tiktoken merges two adjacent tokens whenever their concatenation is a token)."""
     if not isinstance(mergeable_ranks, dict):
-        raise TypeError(f"mergeable_ranks must be a dict, got {type(mergeable_ranks).__name__}")
+        raise TypeError(f"from_tiktoken_ranks: mergeable_ranks must be a dict, got "
+                        f"{type(mergeable_ranks).__name__}")  # fmt: skip
     vocab = {i: b for b, i in mergeable_ranks.items()}
     if len(vocab) != len(mergeable_ranks):
-        raise ValueError("mergeable_ranks: two tokens share a rank")
+        raise ValueError("from_tiktoken_ranks: mergeable_ranks must give each token a rank of its "
+                         "own, got two tokens with one rank")  # fmt: skip
     return vocab, [], dict(special_tokens or {}), pattern
 
 
@@ -225,10 +241,10 @@ def check_tiktoken_order(merged_ids) -> None:
     >>> check_tiktoken_order([256, 257, 258])
     >>> check_tiktoken_order([257, 256])
     Traceback (most recent call last):
-    ValueError: ids of merged tokens do not follow the merge order, so tiktoken (which merges by id) would merge in a different order
+    ValueError: to_tiktoken_ranks: ids of merged tokens do not follow the merge order, so tiktoken (which merges by id) would merge in a different order
     """
     if any(x >= y for x, y in pairwise(merged_ids)):
         raise ValueError(
-            "ids of merged tokens do not follow the merge order, so tiktoken (which "
-            "merges by id) would merge in a different order"
+            "to_tiktoken_ranks: ids of merged tokens do not follow the merge order, so tiktoken "
+            "(which merges by id) would merge in a different order"
         )

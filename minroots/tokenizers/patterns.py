@@ -27,6 +27,12 @@ The named patterns (``PATTERNS``):
 The patterns use the `regex` package (not `re`): it has Unicode classes such as ``\p{L}``
 (any letter) and possessive quantifiers (``++``).
 
+Any other regex can be a pattern too, but a word that is not one of the names (``"gpt-4"``) is
+refused as a typo rather than taken for a regex that matches only that word. A regex that is not
+one of the named patterns may come from a file of unknown origin and backtrack catastrophically
+(``(?:a|aa)+$`` takes exponential time), so :func:`findall` runs it with a time limit that grows
+with the text.
+
 **Unicode versions: where the split can differ from tiktoken's.** Which characters are letters
 (``\p{L}``), digits (``\p{N}``), marks or spaces is looked up in a table of some version of the
 Unicode standard, and each library carries its own: the `regex` package follows the newest one
@@ -53,7 +59,11 @@ pins that example.
 
 from __future__ import annotations
 
+import re
+
 import regex
+
+from minroots.validation import did_you_mean
 
 __all__ = [
     "GPT2_PATTERN",
@@ -65,6 +75,7 @@ __all__ = [
     "resolve_pattern",
     "compile_pattern",
     "split",
+    "findall",
 ]
 
 GPT2_PATTERN = (
@@ -105,13 +116,26 @@ PATTERNS: dict[str, str] = {
 }
 
 
+_NAME_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")  # a word: meant as a name, not as a regex
+
+
 def resolve_pattern(pattern: str) -> str:
     """Return the regex for a pattern name (``"gpt2"``, ...), or ``pattern`` itself (a regex).
 
-    Raises ``TypeError`` for a non-string and ``ValueError`` for a regex that does not compile.
+    Raises ``TypeError`` for a non-string and ``ValueError`` for a regex that does not compile
+    or a word that is not one of the names:
+
+    >>> resolve_pattern("gpt-4")
+    Traceback (most recent call last):
+    ValueError: resolve_pattern: pattern must be one of 'basic', 'gpt2', 'gpt2-original', 'gpt4', 'gpt4o' or a regex, got 'gpt-4' (did you mean 'gpt4'?)
     """
     if not isinstance(pattern, str):
-        raise TypeError(f"pattern must be a str (a name or a regex), got {type(pattern).__name__}")
+        raise TypeError(f"resolve_pattern: pattern must be a str (a name or a regex), got "
+                        f"{type(pattern).__name__}")  # fmt: skip
+    if pattern not in PATTERNS and _NAME_LIKE.fullmatch(pattern):
+        names = ", ".join(repr(name) for name in PATTERNS)
+        raise ValueError(f"resolve_pattern: pattern must be one of {names} or a regex, got "
+                         f"{pattern!r}{did_you_mean(pattern, PATTERNS)}")  # fmt: skip
     pat = PATTERNS.get(pattern, pattern)
     compile_pattern(pat)
     return pat
@@ -121,12 +145,37 @@ def compile_pattern(pattern: str) -> regex.Pattern:
     """Compile a split regex with the `regex` package, with a clear error for a bad one."""
     try:
         return regex.compile(pattern)
-    except regex.error as e:
-        raise ValueError(f"pattern {pattern!r} is not a valid regex: {e}") from None
+    except (regex.error, RecursionError, OverflowError) as e:
+        raise ValueError(f"compile_pattern: pattern must be a valid regex, got {pattern[:80]!r} "
+                         f"({e})") from None  # fmt: skip
+
+
+def time_limit(n_chars: int) -> float:
+    """Seconds a split of ``n_chars`` characters may take: 2 s plus 20 µs a character (the named
+    patterns split millions of characters a second, so only runaway backtracking gets there)."""
+    return 2.0 + 2e-5 * n_chars
+
+
+def findall(compiled: regex.Pattern, text: str, limit: bool = True) -> list[str]:
+    """``compiled.findall(text)``, stopped after :func:`time_limit` seconds when ``limit``.
+
+    A regex that backtracks catastrophically raises a one-line ``ValueError`` instead of hanging.
+    """
+    if not limit:
+        return compiled.findall(text)
+    try:
+        return compiled.findall(text, timeout=time_limit(len(text)))
+    except TimeoutError:
+        names = ", ".join(PATTERNS)
+        raise ValueError(f"split: the pattern must split text in about linear time, got no result "
+                         f"within {time_limit(len(text)):.0f} s on {len(text)} characters "
+                         f"(catastrophic backtracking in {compiled.pattern[:60]!r}?); use a named "
+                         f"pattern ({names})") from None  # fmt: skip
 
 
 def split(text: str, pattern: str = "gpt2") -> list[str]:
     """Cut ``text`` into pre-tokens with a named pattern or a regex (see the module docstring)."""
     if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
-    return compile_pattern(resolve_pattern(pattern)).findall(text)
+        raise TypeError(f"split: text must be a str, got {type(text).__name__}")
+    regex_text = resolve_pattern(pattern)
+    return findall(compile_pattern(regex_text), text, limit=pattern not in PATTERNS)

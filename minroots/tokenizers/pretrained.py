@@ -29,15 +29,15 @@ post-processor), so ``AutoTokenizer(text)["input_ids"]`` equals minroots' ids.
 
 from __future__ import annotations
 
-import json
 import os
 
-from minroots.persistence import write_json
+from minroots.persistence import read_json, write_json
 from minroots.tokenizers.base import Tokenizer
 from minroots.tokenizers.bpe import BPETokenizer
 from minroots.tokenizers.char import CharTokenizer
 from minroots.tokenizers.interop import POSSESSIVE_INTERVAL, bytes_to_token
 from minroots.tokenizers.patterns import GPT2_ORIGINAL_PATTERN, GPT2_PATTERN
+from minroots.validation import shown
 
 __all__ = ["from_pretrained", "save_pretrained", "to_hf_json"]
 
@@ -147,11 +147,7 @@ def from_pretrained(path) -> Tokenizer:
     if not os.path.isfile(file):
         raise FileNotFoundError(f"from_pretrained: {file!r} not found (a folder with "
                                 f"{TOKENIZER}, or the file itself; nothing is downloaded)")  # fmt: skip
-    with open(file, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{file}: not valid JSON ({e})") from None
+    data = read_json(file, "from_pretrained")  # damaged, deep or not UTF-8: a one-line error
     kind = (data.get("model") or {}).get("type") if isinstance(data, dict) else None
     if kind == "BPE":
         return BPETokenizer.from_hf_json(file)
@@ -170,7 +166,8 @@ def _char_from_json(data: dict, file: str) -> CharTokenizer:
     vocab, unk = data["model"].get("vocab") or {}, data["model"].get("unk_token")
     chars = sorted(vocab, key=vocab.get)
     if [vocab[c] for c in chars] != list(range(len(chars))) or any(len(c) != 1 for c in chars):
-        raise ValueError(f"{file}: the vocabulary must map single characters to ids 0, 1, 2, ...")
+        raise ValueError(f"{file}: the vocabulary must map single characters to ids 0, 1, 2, "
+                         f"..., got {shown(dict(sorted(vocab.items(), key=lambda kv: kv[1])))}")  # fmt: skip
     if unk in vocab:
         return CharTokenizer(chars, unk="replace", unk_token=unk)
     return CharTokenizer(chars)

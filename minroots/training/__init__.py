@@ -10,6 +10,7 @@ Read in this order:
 - ``divergence.py``: :class:`DivergenceError`, raised when the loss or a gradient is not finite.
 - ``history.py``: :class:`History`, the ``history.jsonl`` records and the loss-curve PNG.
 - ``checkpoint.py``: atomic checkpoints (safetensors + JSON, no pickle), keep the last K.
+- ``integrity.py``: what makes a checkpoint trustworthy: checksums, finite weights, fingerprints.
 - ``callbacks.py``: hooks to plot, print or stop early (:class:`EarlyStopping`).
 - ``trainer.py``: :class:`Trainer`, the loop that ties them together, with exact resume.
 - ``run_config.py``: the four TOML tables of a ``minroots train`` run (data, model, train, sample).
@@ -37,6 +38,7 @@ from minroots.training.checkpoint import (
 from minroots.training.config import TrainerConfig, load_toml
 from minroots.training.divergence import DivergenceError
 from minroots.training.history import HISTORY_KEYS, History
+from minroots.training.integrity import CheckpointError, verify_checkpoint
 from minroots.training.protocols import TrainableModel
 from minroots.training.trainer import Trainer
 
@@ -59,3 +61,4 @@ __all__ = [
     "load_model",
     "load_tokenizer",
 ]
+__all__ += ["CheckpointError", "verify_checkpoint"]  # integrity (issue 13), on a line of its own

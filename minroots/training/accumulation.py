@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import math
 
+from minroots.validation import shown
+
 __all__ = ["accumulate_gradients", "loss_of"]
 
 
@@ -49,7 +51,7 @@ def accumulate_gradients(model, x, y, micro_batches: int, loss_scale: float = 1.
     """
     if isinstance(micro_batches, bool) or not isinstance(micro_batches, int) or micro_batches < 1:
         raise ValueError(
-            f"accumulate_gradients: micro_batches must be an integer >= 1, got {micro_batches!r}"
+            f"accumulate_gradients: micro_batches must be an integer >= 1, got {shown(micro_batches)}"
         )
     if len(x) != len(y) or len(x) % micro_batches:
         raise ValueError(

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import math
 
+from minroots.validation import shown
+
 __all__ = ["Callback", "EarlyStopping", "LambdaCallback"]
 
 
@@ -54,7 +56,7 @@ class LambdaCallback(Callback):
                          ("on_save", on_save)):  # fmt: skip
             if fn is not None:
                 if not callable(fn):
-                    raise TypeError(f"LambdaCallback: {name} must be callable, got {fn!r}")
+                    raise TypeError(f"LambdaCallback: {name} must be callable, got {shown(fn)}")
                 setattr(self, name, fn)
 
 
@@ -67,9 +69,13 @@ class EarlyStopping(Callback):
 
     def __init__(self, patience: int = 3, min_delta: float = 0.0):
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"EarlyStopping: patience must be an integer >= 1, got {patience!r}")
+            raise ValueError(
+                f"EarlyStopping: patience must be an integer >= 1, got {shown(patience)}"
+            )
         if not isinstance(min_delta, (int, float)) or min_delta < 0:
-            raise ValueError(f"EarlyStopping: min_delta must be a number >= 0, got {min_delta!r}")
+            raise ValueError(
+                f"EarlyStopping: min_delta must be a number >= 0, got {shown(min_delta)}"
+            )
         self.patience = patience
         self.min_delta = float(min_delta)
         self.best = math.inf

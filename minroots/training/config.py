@@ -43,7 +43,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from minroots.validation import check_fields, one_of, real
+from minroots.validation import check_fields, one_of, real, shown
 
 __all__ = ["TrainerConfig", "load_toml", "SCHEDULES", "DEVICES"]
 __all__ += ["PRECISIONS", "COMMUNICATORS"]  # chapter 13's fields, kept apart so merges stay apart
@@ -65,16 +65,24 @@ def load_toml(path: str | os.PathLike) -> dict:
     {'train': {'max_steps': 2000, 'lr': 0.001}}
     >>> load_toml(path + ".missing")
     Traceback (most recent call last):
-    FileNotFoundError: config file '...run.toml.missing' does not exist
+    FileNotFoundError: load_toml: config file '...run.toml.missing' does not exist
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"load_toml: {path!r} is a folder, expected a TOML file (e.g. run.toml)")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"config file {path!r} does not exist")
+        raise FileNotFoundError(f"load_toml: config file {path!r} does not exist")
     with open(path, "rb") as f:
         try:
             return tomllib.load(f)
         except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"config file {path!r} is not valid TOML: {exc}") from None
+            raise ValueError(f"load_toml: {path!r} is not valid TOML ({exc})") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"load_toml: {path!r} is not UTF-8 text (byte {exc.start}: "
+                             f"{exc.reason})") from None  # fmt: skip
+        except RecursionError:
+            raise ValueError(f"load_toml: {path!r} nests arrays or tables too deeply to "
+                             "read") from None  # fmt: skip
 
 
 @dataclass
@@ -136,7 +144,7 @@ class TrainerConfig:
         if self.lr == 0:
             raise ValueError(f"{where}: lr must be > 0, got 0")
         if self.min_lr > self.lr:
-            raise ValueError(f"{where}: min_lr={self.min_lr} must be <= lr={self.lr}")
+            raise ValueError(f"{where}: min_lr must be <= lr={self.lr}, got {self.min_lr}")
         if not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"{where}: betas must both lie in [0, 1), got {list(self.betas)}")
         if self.clip_norm is not None and not (
@@ -145,13 +153,13 @@ class TrainerConfig:
             raise ValueError(f"{where}: clip_norm must be a number >= 0, got {self.clip_norm}")
         if self.schedule not in SCHEDULES:
             raise ValueError(
-                f"{where}: schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
+                f"{where}: schedule must be one of {', '.join(SCHEDULES)}, got {shown(self.schedule)}"
             )
         if self.schedule == "inverse_sqrt" and self.warmup < 1:
             raise ValueError(f"{where}: the inverse_sqrt schedule needs warmup >= 1")
         if self.device not in DEVICES:
             raise ValueError(
-                f"{where}: device must be one of {', '.join(DEVICES)}, got {self.device!r}"
+                f"{where}: device must be one of {', '.join(DEVICES)}, got {shown(self.device)}"
             )
         if self.out_dir == "":
             self.out_dir = None

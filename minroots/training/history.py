@@ -13,7 +13,10 @@ overflowed and the step was skipped; chapter 13, ``book/13_training_at_scale.md`
 
 ``val_perplexity`` is :math:`e^{\text{val\_loss}}` (the loss is in nats per token). The file
 ``history.jsonl`` grows by one line per record, so it can be read while training runs
-(``tail -f``), and a crash loses at most the line being written. The loss curve
+(``tail -f``), and a crash loses at most the line being written: :meth:`History.read` drops a
+torn last line (half a line, left by a crash or a full disk) with a warning, and
+:meth:`History.append_to` cuts it off the file before appending
+(:func:`minroots.persistence.append_line`). The loss curve
 (``loss_curve.png``) plots both losses against the step, drawn with matplotlib's Agg canvas:
 no window, no global pyplot state, so it works on servers and inside notebooks alike.
 
@@ -29,7 +32,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from pathlib import Path
+import warnings
+
+from minroots.persistence import append_line, atomic_file, write_text
 
 __all__ = ["History", "HISTORY_KEYS"]
 
@@ -44,7 +49,8 @@ class History(list):
         """Append a record for ``step``; keys not given are ``None``. Returns the record."""
         unknown = set(values) - set(HISTORY_KEYS)
         if unknown:
-            raise KeyError(f"History.add: unknown keys {sorted(unknown)}; known: {HISTORY_KEYS}")
+            raise KeyError(f"History.add: every key must be one of {', '.join(HISTORY_KEYS)}, got "
+                           f"unknown keys {sorted(unknown)}")  # fmt: skip
         record = {key: values.get(key) for key in HISTORY_KEYS}
         record["step"] = int(step)
         self.append(record)
@@ -80,35 +86,50 @@ class History(list):
         return json.dumps(clean) + "\n"
 
     def append_to(self, path: str | os.PathLike, record: dict) -> None:
-        """Append one record to a JSON-lines file and flush it to the operating system."""
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(self.dumps(record))
+        """Append one record to a JSON-lines file and flush it to the operating system.
+
+        A torn last line (from a crash) is cut off first, with a warning.
+        """
+        cut = append_line(path, self.dumps(record))
+        if cut:
+            warnings.warn(f"History.append_to: cut a torn last line ({cut} bytes, left by an "
+                          f"interrupted write) off {os.fspath(path)!r}", UserWarning,
+                          stacklevel=2)  # fmt: skip
 
     def write(self, path: str | os.PathLike) -> None:
         """(Re)write the whole file, atomically (temporary file, then rename)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(self.dumps(r) for r in self)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_text(path, "".join(self.dumps(r) for r in self))
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> History:
-        """Read a ``history.jsonl`` file (a missing file gives an empty history)."""
+        """Read a ``history.jsonl`` file (a missing file gives an empty history).
+
+        A torn last line is dropped with a warning; any other line that is not a JSON object is
+        a one-line ``ValueError`` naming the file and the line.
+        """
         history = cls()
         if not os.path.isfile(path):
             return history
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    raise ValueError(f"{os.fspath(path)}, line {number}: not valid JSON") from None
-                history.append({key: record.get(key) for key in HISTORY_KEYS})
+        where = repr(os.fspath(path))
+        with open(path, "rb") as f:
+            lines = f.read().split(b"\n")
+        last = max((k for k, line in enumerate(lines) if line.strip()), default=-1)
+        for k, raw in enumerate(lines):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw.decode("utf-8"))
+            except (ValueError, RecursionError):  # JSON and UTF-8 errors are ValueErrors
+                record = None
+            if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+                if k == last:
+                    warnings.warn(f"History.read: {where}, line {k + 1} is torn (an interrupted "
+                                  "write); dropped it", UserWarning, stacklevel=2)  # fmt: skip
+                    break
+                raise ValueError(f"History.read: {where}, line {k + 1} must be a JSON record with "
+                                 f"an integer step, got {raw[:60]!r}; only a torn last line is "
+                                 "dropped, so mend or delete this one")  # fmt: skip
+            history.append({key: record.get(key) for key in HISTORY_KEYS})
         return history
 
     def plot(self, path: str | os.PathLike, title: str = "minroots training") -> None:
@@ -135,7 +156,5 @@ class History(list):
         if self.train_losses or self.val_losses:
             ax.legend()
         fig.tight_layout()
-        path = Path(path)
-        tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            fig.savefig(tmp, format="png")

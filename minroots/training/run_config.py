@@ -29,7 +29,7 @@ from minroots.data import TextDataset, load_corpus
 from minroots.nn import TransformerConfig
 from minroots.tokenizers import load as load_tokenizer_file
 from minroots.training.config import TrainerConfig, load_toml, tomllib
-from minroots.validation import check_fields, did_you_mean
+from minroots.validation import check_fields, did_you_mean, integer, positive_int, real, shown
 
 __all__ = [
     "DataSettings",
@@ -53,6 +53,13 @@ class DataSettings:
     max_chars: int | None = None  # use only the first this many characters (quick runs)
     cache_dir: str | None = None  # where token ids are cached (default: the user cache folder)
 
+    def __post_init__(self):
+        _check_types(self)
+        real("DataSettings", "val_fraction", self.val_fraction, low=0, high=1, high_open=True)
+        positive_int("DataSettings", "val_pieces", self.val_pieces)
+        if self.max_chars is not None:
+            integer("DataSettings", "max_chars", self.max_chars, low=2)
+
 
 @dataclass
 class SampleSettings:
@@ -64,6 +71,23 @@ class SampleSettings:
     top_k: int | None = None  # sample only among the k most likely tokens
     top_p: float | None = None  # ... or the smallest set with this much probability
     seed: int | None = 0  # seeds the sampling (None: minroots' global generator)
+
+    def __post_init__(self):
+        _check_types(self)
+        where = "SampleSettings"
+        integer(where, "max_new_tokens", self.max_new_tokens, low=0)
+        real(where, "temperature", self.temperature, low=0)
+        if self.top_k is not None:
+            positive_int(where, "top_k", self.top_k)
+        if self.top_p is not None:
+            real(where, "top_p", self.top_p, low=0, high=1, low_open=True)
+
+
+def _check_types(settings) -> None:
+    """Check (and convert) every field of a settings dataclass against its type hint."""
+    values = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    for key, value in check_fields(type(settings), values).items():
+        setattr(settings, key, value)
 
 
 # the tables of a run and the dataclass each one is checked against
@@ -93,12 +117,13 @@ def parse_override(item: str) -> tuple[str | None, str, object]:
     ``"quoted"``); ``none``/``null`` mean None; anything else is kept as a string.
     """
     if "=" not in item:
-        raise ValueError(f"override {item!r} must look like key=value (e.g. max_steps=100)")
+        raise ValueError(f"override {item!r}: must look like key=value (e.g. max_steps=100), got no "
+                         "'='")  # fmt: skip
     key, raw = item.split("=", 1)
     key = key.strip()
     table, _, name = key.rpartition(".")
     if not name:
-        raise ValueError(f"override {item!r} has no key before '='")
+        raise ValueError(f"override {item!r}: has no key before '='")
     if raw.strip().lower() in ("none", "null"):
         value = None
     else:
@@ -143,7 +168,7 @@ def _merge(run: dict, data: dict, source: str) -> None:
                 + ", ".join(f"[{t}]" for t in TABLES)
             )
         if not isinstance(values, dict):
-            raise ValueError(f"{source}: {table} must be a table ([{table}]), got {values!r}")
+            raise ValueError(f"{source}: {table} must be a table ([{table}]), got {shown(values)}")
         run[table].update(values)
 
 
@@ -172,8 +197,6 @@ def build_dataset(data: DataSettings, block_size: int, seed: int) -> TextDataset
     """The :class:`~minroots.data.TextDataset` that a ``[data]`` table describes."""
     text = load_corpus(data.corpus)
     if data.max_chars is not None:
-        if data.max_chars < 2:
-            raise ValueError(f"[data]: max_chars must be >= 2, got {data.max_chars}")
         text = text[: data.max_chars]
     tokenizer = None if data.tokenizer == "char" else load_tokenizer_file(data.tokenizer)
     return TextDataset(text, tokenizer=tokenizer, block_size=block_size,

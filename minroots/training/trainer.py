@@ -83,6 +83,7 @@ from minroots.training.checkpoint import (
 from minroots.training.config import TrainerConfig
 from minroots.training.divergence import DivergenceError, non_finite_gradients
 from minroots.training.history import History
+from minroots.training.integrity import NonFiniteError, check_fingerprint, check_state, fingerprint
 from minroots.training.mixed_precision import MixedPrecision
 from minroots.training.protocols import BatchDataset, as_dataset, check_fits, check_model
 
@@ -343,26 +344,44 @@ class Trainer:
             "rng": B.get_rng_state(),
             "data_rng": self._data_rng.bit_generator.state,  # PCG64: plain ints
             "loader": None if self.loader is None else self.loader.state_dict(),
+            "fingerprint": self._fingerprint(),  # the tokenizer's and data's checksums
             "loss_scaler": self.precision.state_dict(),
         }
+
+    def _fingerprint(self) -> dict:
+        """:func:`~minroots.training.integrity.fingerprint` of the data, computed once."""
+        if getattr(self, "_data_fingerprint", None) is None:
+            self._data_fingerprint = fingerprint(self.dataset, self.tokenizer)
+        return self._data_fingerprint
 
     def save_checkpoint(self) -> Path:
         """Write a checkpoint of the current step (atomically) and call ``on_save``."""
         if self.out_dir is None:
             raise ValueError("Trainer.save_checkpoint: config.out_dir is None; set an out_dir")
-        path = save_checkpoint(
-            self.out_dir, self.step, self.model, self.optimizer, self.state_dict(),
-            tokenizer=self.tokenizer, keep_last=self.config.keep_last, files=self.checkpoint_files,
-        )  # fmt: skip
+        try:
+            path = save_checkpoint(
+                self.out_dir, self.step, self.model, self.optimizer, self.state_dict(),
+                tokenizer=self.tokenizer, keep_last=self.config.keep_last,
+                files=self.checkpoint_files,
+            )  # fmt: skip
+        except NonFiniteError as exc:  # the update made the weights NaN/inf: not a good checkpoint
+            raise self._diverged(self.step, str(exc)) from exc
         self._call("on_save", self.step, path)
         return path
 
-    def resume(self, out_dir: str | os.PathLike | None = None) -> Trainer:
+    def resume(
+        self, out_dir: str | os.PathLike | None = None, ignore_fingerprint: bool = False
+    ) -> Trainer:
         """Load the latest checkpoint of ``out_dir`` (default ``config.out_dir``) and return self.
 
         ``out_dir`` may also be one checkpoint folder. Weights and optimizer buffers are loaded in
         place; the step, schedule, RNG states and data position are restored; the history is read
         back and cut at the checkpoint's step. Then ``train()`` continues exactly.
+
+        The checkpoint's files are verified first; a damaged newest checkpoint is skipped for the
+        newest one that verifies, with a warning (:mod:`minroots.training.integrity`). A checkpoint
+        trained with another tokenizer is refused unless ``ignore_fingerprint=True``; other data
+        gives a warning.
 
         >>> import tempfile
         >>> from minroots import TransformerModel
@@ -380,21 +399,30 @@ class Trainer:
         source = Path(out_dir) if out_dir is not None else self.out_dir
         if source is None:
             raise ValueError("Trainer.resume: give out_dir (config.out_dir is None)")
-        state = load_checkpoint(source, self.model, self.optimizer)
+        state = load_checkpoint(source)  # verified, then checked before any weight is touched
+        state_file = Path(state["path"]) / "trainer_state.json"
+        check_state(state, state_file, trainer=True)
         if state.get("total_steps", self.total_steps) != self.total_steps:
             raise ValueError(
                 f"Trainer.resume: the checkpoint was saved by a run of {state['total_steps']} steps "
                 f"but this trainer is set up for {self.total_steps}; the learning-rate schedule "
                 "would differ (use the same max_steps/epochs)"
             )
+        check_fingerprint(state.get("fingerprint"), self._fingerprint(), ignore=ignore_fingerprint)
+        load_checkpoint(state["path"], self.model, self.optimizer)
         self.step = int(state["step"])
         self.tokens_seen = int(state.get("tokens_seen", 0))
-        self.scheduler.load_state_dict(state["scheduler"])
-        B.set_rng_state(state["rng"])
-        self._data_rng.bit_generator.state = state["data_rng"]
-        if self.loader is not None and state.get("loader") is not None:
-            self.loader.load_state_dict(state["loader"])
-        self.precision.load_state_dict(state.get("loss_scaler"))
+        try:
+            self.scheduler.load_state_dict(state["scheduler"])
+            B.set_rng_state(state["rng"])
+            self._data_rng.bit_generator.state = state["data_rng"]
+            if self.loader is not None and state.get("loader") is not None:
+                self.loader.load_state_dict(state["loader"])
+            self.precision.load_state_dict(state.get("loss_scaler"))
+        except (KeyError, TypeError, ValueError) as exc:
+            detail = f"missing the field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ValueError(f"Trainer.resume: {os.fspath(state_file)!r} cannot be restored: "
+                             f"{detail}") from None  # fmt: skip
         self.world.separate_random_streams()  # chapter 13: the saved state is rank 0's
         run_dir = Path(state["path"]).parent.parent
         if self.out_dir is None:

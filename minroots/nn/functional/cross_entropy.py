@@ -33,7 +33,7 @@ from minroots import backend as B
 from minroots.autograd import Tensor
 from minroots.autograd import reductions as R
 from minroots.autograd.softmax import exp_shifted, log_softmax_composed
-from minroots.validation import class_targets, one_of, real
+from minroots.validation import class_targets, numeric_array, one_of, real, tensor_arg
 
 __all__ = ["cross_entropy", "cross_entropy_composed"]
 
@@ -42,10 +42,16 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 def _check(logits: Tensor, target, reduction: str, label_smoothing: float):
     """The target as a backend integer array of shape ``logits.shape[:-1]``, or a clear error."""
-    if not isinstance(logits, Tensor):
-        raise TypeError(f"cross_entropy: logits must be a Tensor, got {type(logits).__name__}")
+    tensor_arg("cross_entropy", "logits", logits)
+    if logits.data.dtype.kind != "f":
+        raise TypeError(
+            f"cross_entropy: logits must have a floating dtype, got {logits.data.dtype}"
+        )
+    if logits.ndim == 0 or logits.shape[-1] == 0:
+        raise ValueError(f"cross_entropy: logits must have at least one class on the last axis, "
+                         f"got shape {logits.shape}")  # fmt: skip
     target = target.data if isinstance(target, Tensor) else target
-    target = B.get_array_module(logits.data).asarray(target)
+    target = numeric_array("cross_entropy", "target", target, B.get_array_module(logits.data))
     class_targets("cross_entropy", "target", target, logits.shape)
     one_of("cross_entropy", "reduction", reduction, _REDUCTIONS)
     real("cross_entropy", "label_smoothing", label_smoothing, low=0, high=1)

@@ -18,14 +18,15 @@ from __future__ import annotations
 
 from minroots import backend as B
 from minroots.autograd import Tensor
+from minroots.validation import real, tensor_arg
 
 __all__ = ["dropout"]
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng=None) -> Tensor:
     """Inverted dropout; the identity (the same Tensor, no graph node) when not training or p == 0."""
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    tensor_arg("dropout", "x", x)
+    real("dropout", "p", p, low=0, high=1, high_open=True)
     if not training or p == 0.0:
         return x
     gen = rng if rng is not None else B.rng(x.device)

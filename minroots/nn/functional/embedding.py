@@ -20,7 +20,7 @@ import numpy as np
 
 from minroots import backend as B
 from minroots.autograd import Tensor
-from minroots.validation import token_ids
+from minroots.validation import tensor_arg, token_ids
 
 __all__ = ["embedding", "embedding_composed", "check_ids"]
 
@@ -60,6 +60,7 @@ def _scatter_rows(idx, g, n_rows: int):
 
 def embedding(idx, weight: Tensor) -> Tensor:
     r"""Y = W[idx];  \bar W = scatter-add of \bar Y at the rows idx."""
+    tensor_arg("embedding", "weight", weight)
     idx = check_ids(idx, weight.shape[0], "embedding")
     xp = B.get_array_module(weight.data)
     idx = xp.asarray(idx)

@@ -34,6 +34,7 @@ from minroots.autograd import elementwise as E
 from minroots.autograd import reductions as R
 from minroots.autograd._rows import row_dot, row_sum
 from minroots.parallel import map_blocks, row_blocks
+from minroots.validation import real, tensor_arg
 
 __all__ = ["layer_norm", "layer_norm_composed"]
 
@@ -46,6 +47,11 @@ def layer_norm(
     Blocks of rows share the threads of :mod:`minroots.parallel`; the node keeps :math:`\mu` and
     :math:`r` per row and recomputes :math:`\hat x` in the backward, block by block.
     """
+    tensor_arg("layer_norm", "x", x)
+    if x.ndim == 0 or x.shape[-1] == 0:
+        raise ValueError(f"layer_norm: x must have features on its last axis to normalize, got "
+                         f"shape {x.shape}")  # fmt: skip
+    real("layer_norm", "eps", eps, low=0)
     d = x.shape[-1]
     if weight is not None and weight.shape != (d,):
         raise ValueError(
