@@ -75,6 +75,7 @@ __all__ += [
     "file_digest",
 ]
 __all__ += ["reworded_os_error"]
+__all__ += ["read_jsonl"]
 
 #: the metadata key that holds the aliases of a file written with ``tied=True``
 TIED_KEY = "tied"
@@ -319,6 +320,23 @@ def read_json(path, where: str = "read_json", expect: type | None = None):
         raise ValueError(f"{where}: {path!r} must hold {names.get(expect, expect.__name__)}, got "
                          f"{_json_kind(data)}")  # fmt: skip
     return data
+
+
+def read_jsonl(path, label: str):
+    """``(where, record)`` for each non-blank line of the JSON-lines file ``path``, where
+    ``where`` is ``"<label> line <n>"`` for the caller's messages; a line that is not JSON is a
+    one-line ``ValueError`` naming it."""
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{label} line {lineno}"
+            try:
+                yield where, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{where}: not valid JSON ({exc.msg})") from None
+            except RecursionError:
+                raise ValueError(f"{where}: nests JSON too deeply to read") from None
 
 
 def _json_kind(value) -> str:

@@ -113,7 +113,10 @@ def test_cli_tokenizer_train_refuses_a_pattern_typo(tmp_path, capsys):
         ({"vocab": None}, "not a valid 'bpe' tokenizer"),
         ({"special_tokens": {"<|x|>": -1}}, "must be an int >= 0, got -1"),
         ({"merges": [[1, 2, 3]]}, "not a valid 'bpe' tokenizer"),
-        ({"type": "wordpiece"}, "type must be one of 'bpe', 'char', got 'wordpiece'"),
+        (
+            {"type": "wordpiece"},
+            "type must be one of 'added_tokens', 'bpe', 'char', got 'wordpiece'",
+        ),
     ],
 )
 def test_malformed_tokenizer_files_are_one_line_errors(tokenizer_file, changes, expected):

@@ -90,7 +90,9 @@ def test_load_bad_files(tmp_path):
     with pytest.raises(ValueError, match="bad.json' is not valid JSON"):
         load(bad)
     bad.write_text('{"type": "nope"}', encoding="utf-8")
-    with pytest.raises(ValueError, match="type must be one of 'bpe', 'char', got 'nope'"):
+    with pytest.raises(
+        ValueError, match="type must be one of 'added_tokens', 'bpe', 'char', got 'nope'"
+    ):
         load(bad)
     bad.write_text('{"type": "char"}', encoding="utf-8")
     with pytest.raises(ValueError, match="not a valid 'char' tokenizer: missing the field 'chars'"):

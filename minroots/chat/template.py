@@ -259,7 +259,7 @@ class ChatTemplate:
             ) from None
         tok_file = folder / TOKENIZER_FILE
         if not tok_file.is_file():
-            raise FileNotFoundError(f"{where} has a {CHAT_TEMPLATE_FILE} but no {TOKENIZER_FILE}")
+            raise FileNotFoundError(f"{where}: has a {CHAT_TEMPLATE_FILE} but no {TOKENIZER_FILE}")
         tokenizer = load_tokenizer_file(tok_file)
         try:
             template = cls(tokenizer, markers)

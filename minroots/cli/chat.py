@@ -58,7 +58,7 @@ def run(args, stdin=None, stdout=None, stderr=None) -> int:
     template = ChatTemplate.load(args.checkpoint)
     if template is None:
         raise ValueError(
-            f"checkpoint {args.checkpoint!r} has no chat template (chat_template.json): "
+            f"--checkpoint: {args.checkpoint!r} has no chat template (chat_template.json): "
             f"fine-tune it first, e.g. minroots finetune --checkpoint {args.checkpoint} --out "
             "runs/chat"
         )

@@ -24,7 +24,6 @@ ValueError: .../chats.jsonl line 2: expected "messages", "prompt" and "response"
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 
@@ -32,6 +31,7 @@ import numpy as np
 
 from minroots.chat.template import check_messages
 from minroots.data.corpus import corpus_path, list_corpora, load_pairs
+from minroots.persistence import read_jsonl
 
 __all__ = ["Conversation", "load_conversations", "split_conversations", "pairs_to_conversations"]
 
@@ -99,17 +99,9 @@ def load_conversations(source) -> list[Conversation]:
     label = os.fspath(source)
     if not str(path).endswith(".jsonl"):
         return pairs_to_conversations(load_pairs(source), label)  # a .tsv pair file
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{label} line {lineno}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: not valid JSON ({exc.msg})") from None
-            out.append(Conversation(_messages(record, where), where))
+    out = [
+        Conversation(_messages(record, where), where) for where, record in read_jsonl(path, label)
+    ]
     if not out:
         raise ValueError(f"{label}: no conversations (an empty file?)")
     return out

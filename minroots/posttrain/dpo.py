@@ -120,7 +120,7 @@ class DPOObjective(Module):
         super().__init__()
         if policy is reference:
             raise ValueError("DPOObjective: the reference must be a separate frozen copy of the "
-                             "policy (load the checkpoint twice)")  # fmt: skip
+                             "policy (load the checkpoint twice), got the policy itself")  # fmt: skip
         self.policy = policy
         self.reference = reference
         for p in reference.parameters():

@@ -127,7 +127,7 @@ def _record(out_dir, checkpoint, settings: FinetuneSettings, resume: bool, overw
     latest = latest_checkpoint(out)
     if latest is not None and not overwrite:
         raise FileExistsError(
-            f"{os.fspath(out)!r} already holds a run (latest checkpoint {latest.name}); resume it, "
+            f"finetune: {os.fspath(out)!r} already holds a run (latest checkpoint {latest.name}); resume it, "
             "choose another output folder, or overwrite it"
         )
     out.mkdir(parents=True, exist_ok=True)

@@ -19,13 +19,12 @@ overrides::
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from importlib import resources
 
-from minroots.training.config import TrainerConfig, load_toml
-from minroots.training.run_config import parse_override
-from minroots.validation import check_fields, did_you_mean, one_of
+from minroots.training.config import TrainerConfig
+from minroots.training.run_config import layered_tables
+from minroots.validation import one_of
 
 __all__ = [
     "BaseSettings",
@@ -111,40 +110,6 @@ def list_finetune_presets() -> list[str]:
     return sorted(p.name[:-5] for p in _folder().iterdir() if p.name.endswith(".toml"))
 
 
-def _merge(run: dict, data: dict, source: str) -> None:
-    for table, values in data.items():
-        if table not in FINETUNE_TABLES:
-            raise ValueError(
-                f"{source}: unknown table [{table}]{did_you_mean(table, FINETUNE_TABLES)}; tables "
-                "are " + ", ".join(f"[{t}]" for t in FINETUNE_TABLES)
-            )
-        if not isinstance(values, dict):
-            raise ValueError(f"{source}: {table} must be a table ([{table}]), got {values!r}")
-        run[table].update(values)
-
-
-def _apply_override(run: dict, item: str) -> None:
-    table, name, value = parse_override(item)
-    fields = {t: [f.name for f in dataclasses.fields(c)] for t, c in FINETUNE_TABLES.items()}
-    if table is None:
-        owners = [t for t, names in fields.items() if name in names]
-        if len(owners) > 1:
-            raise ValueError(
-                f"override {item!r}: {name!r} is a key of {' and '.join(owners)}; write e.g. "
-                f"{owners[0]}.{name}=..."
-            )
-        if not owners:
-            every = [n for names in fields.values() for n in names]
-            raise ValueError(f"override {item!r}: unknown key {name!r}{did_you_mean(name, every)}")
-        table = owners[0]
-    if table not in FINETUNE_TABLES:
-        raise ValueError(
-            f"override {item!r}: unknown table {table!r}{did_you_mean(table, FINETUNE_TABLES)}; "
-            f"tables are {', '.join(FINETUNE_TABLES)}"
-        )
-    run[table][name] = value
-
-
 def load_finetune_config(preset: str = "chat", config: str | None = None, overrides=()) -> dict:
     """The four tables of a fine-tuning run (``[train]`` stays a dict; the others are settings
     objects). Unknown tables or keys and wrong types raise with the file and key named."""
@@ -154,14 +119,7 @@ def load_finetune_config(preset: str = "chat", config: str | None = None, overri
             f"--preset: unknown fine-tuning preset {preset!r}; available: "
             f"{', '.join(list_finetune_presets())}"
         )
-    run: dict = {name: {} for name in FINETUNE_TABLES}
-    _merge(run, load_toml(path), f"preset {preset!r}")
-    if config is not None:
-        _merge(run, load_toml(config), config)
-    for item in overrides:
-        _apply_override(run, item)
-    for table, cls in FINETUNE_TABLES.items():
-        run[table] = check_fields(cls, run[table], where=f"[{table}]")
+    run = layered_tables(FINETUNE_TABLES, path, preset, config, overrides)
     run["base"] = BaseSettings(**run["base"])
     run["finetune"] = FinetuneSettings(**run["finetune"])
     run["sample"] = ChatSampleSettings(**run["sample"])

@@ -22,13 +22,13 @@ probability); after DPO it should prefer finished sentences.
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
 from minroots.chat.template import ChatTemplate
-from minroots.posttrain.sft_dataset import rows_to_examples
+from minroots.persistence import read_jsonl
+from minroots.posttrain.sft_dataset import TemplatedData, rows_to_examples
 from minroots.validation import one_of, positive_int
 
 __all__ = ["PreferenceDataset", "load_preferences", "cut_reply_preferences"]
@@ -58,17 +58,9 @@ def load_preferences(source) -> list[tuple[str, str, str, str]]:
         label = os.fspath(source)
         if not os.path.isfile(source):
             raise FileNotFoundError(f"load_preferences: no file {label!r}")
-        out = []
-        with open(source, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                where = f"{label} line {lineno}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{where}: not valid JSON ({exc.msg})") from None
-                out.append((*_check_triple(record, where), where))
+        out = [
+            (*_check_triple(record, where), where) for where, record in read_jsonl(source, label)
+        ]
     else:
         out = [(*_check_triple(t, f"preferences[{k}]"), f"preferences[{k}]")
                for k, t in enumerate(source)]  # fmt: skip
@@ -94,7 +86,7 @@ def cut_reply_preferences(pairs, min_words: int = 4) -> list[tuple[str, str, str
     return out
 
 
-class PreferenceDataset:
+class PreferenceDataset(TemplatedData):
     """Preference triples as ``(x, y)`` items of shape ``(2, block_size)`` (chosen, rejected).
 
     Args:
@@ -148,21 +140,6 @@ class PreferenceDataset:
 
     def __getitem__(self, i: int):
         return self._items[i]
-
-    @property
-    def vocab_size(self) -> int:
-        return self.template.vocab_size
-
-    @property
-    def tokenizer(self):
-        """Saved with each checkpoint, with the chat template (``checkpoint_files``)."""
-        return self.template.tokenizer
-
-    @property
-    def checkpoint_files(self) -> dict:
-        from minroots.chat.template import CHAT_TEMPLATE_FILE
-
-        return {CHAT_TEMPLATE_FILE: self.template.to_dict()}
 
     def __repr__(self) -> str:
         return f"PreferenceDataset({self.report})"

@@ -121,7 +121,7 @@ def dpo_finetune(checkpoint, train_triples, held_out_triples, train: TrainerConf
     template = ChatTemplate.load(checkpoint)
     if template is None:
         raise ValueError(
-            f"checkpoint {os.fspath(checkpoint)!r} has no chat template: DPO starts from a chat "
+            f"preference_tuning: checkpoint {os.fspath(checkpoint)!r} has no chat template: DPO starts from a chat "
             "model (run minroots finetune first)"
         )
     train = train or TrainerConfig()

@@ -39,7 +39,7 @@ from minroots.chat.template import CHAT_TEMPLATE_FILE, MASK_MODES, ChatTemplate
 from minroots.posttrain.conversations import load_conversations
 from minroots.validation import one_of, positive_int
 
-__all__ = ["SFTDataset", "IGNORE_INDEX", "rows_to_examples"]
+__all__ = ["SFTDataset", "TemplatedData", "IGNORE_INDEX", "rows_to_examples"]
 
 IGNORE_INDEX = -100
 _TOO_LONG = ("error", "skip", "truncate")
@@ -64,7 +64,29 @@ def rows_to_examples(rows, block_size: int, pad_id: int = 0) -> list[tuple[np.nd
     return out
 
 
-class SFTDataset:
+class TemplatedData:
+    """What a dataset rendered with a chat template gives the Trainer (shared by
+    :class:`SFTDataset` and :class:`~minroots.posttrain.preference_dataset.PreferenceDataset`)."""
+
+    template: ChatTemplate
+
+    @property
+    def vocab_size(self) -> int:
+        """Ids of the tokenizer with its chat markers."""
+        return self.template.vocab_size
+
+    @property
+    def tokenizer(self):
+        """The tokenizer with the markers, saved as ``tokenizer.json`` with each checkpoint."""
+        return self.template.tokenizer
+
+    @property
+    def checkpoint_files(self) -> dict:
+        """JSON files the Trainer writes into every checkpoint: the chat template."""
+        return {CHAT_TEMPLATE_FILE: self.template.to_dict()}
+
+
+class SFTDataset(TemplatedData):
     """Conversations as masked ``(x, y)`` blocks for supervised fine-tuning.
 
     Args:
@@ -122,7 +144,7 @@ class SFTDataset:
                 continue
             if len(ids) > limit:
                 if self.too_long == "error":
-                    raise ValueError(self._too_long_message(conv, len(ids)))
+                    raise ValueError(f"{conv.origin}: {self._too_long_message(conv, len(ids))}")
                 if self.too_long == "skip":
                     report["skipped_too_long"] += 1
                     continue
@@ -144,7 +166,7 @@ class SFTDataset:
                 if lengths[j] > self.block_size + 1 else f"its longest turn is messages[{j}], "
                 f"{lengths[j]} ids")  # fmt: skip
         return (
-            f"{conv.origin}: the conversation is {n} ids long but the context holds "
+            f"the conversation is {n} ids long but the context holds "
             f"{self.block_size + 1} (block_size + 1); {turn}. Shorten it, or pass "
             "too_long='skip' (or 'truncate') to leave it out (or cut it), with a count"
         )
@@ -167,21 +189,6 @@ class SFTDataset:
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         return self._examples[i]
-
-    @property
-    def vocab_size(self) -> int:
-        """Ids of the tokenizer with its chat markers."""
-        return self.template.vocab_size
-
-    @property
-    def tokenizer(self):
-        """The tokenizer with the markers, saved as ``tokenizer.json`` with each checkpoint."""
-        return self.template.tokenizer
-
-    @property
-    def checkpoint_files(self) -> dict:
-        """JSON files the Trainer writes into every checkpoint: the chat template."""
-        return {CHAT_TEMPLATE_FILE: self.template.to_dict()}
 
     def describe(self) -> str:
         """One line: what was kept, skipped, cut, and how many tokens are trained on."""

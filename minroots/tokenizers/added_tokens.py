@@ -52,7 +52,9 @@ class AddedTokensTokenizer(Tokenizer):
                 f"AddedTokensTokenizer: base must be a minroots Tokenizer, got {type(base).__name__}"
             )
         if isinstance(tokens, str):
-            raise TypeError("AddedTokensTokenizer: tokens must be a list of str, not one str")
+            raise TypeError(
+                f"AddedTokensTokenizer: tokens must be a list of str, got one str {tokens!r}"
+            )
         tokens = list(tokens)
         for t in tokens:
             if not isinstance(t, str) or not t:
@@ -85,7 +87,9 @@ class AddedTokensTokenizer(Tokenizer):
             i = int(i)
             if i >= self.first_id:
                 if i >= self.vocab_size:
-                    raise ValueError(f"ids must be in [0, {self.vocab_size}), got {i}")
+                    raise ValueError(
+                        f"AddedTokensTokenizer.decode: ids must be in [0, {self.vocab_size}), got {i}"
+                    )
                 if run:
                     out.append(self.base.decode(run))
                     run = []

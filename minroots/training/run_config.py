@@ -38,6 +38,7 @@ __all__ = [
     "list_presets",
     "parse_override",
     "load_run_config",
+    "layered_tables",
     "build_dataset",
 ]
 
@@ -134,23 +135,24 @@ def parse_override(item: str) -> tuple[str | None, str, object]:
     return (table or None), name, value
 
 
-def _apply_override(run: dict, item: str) -> None:
-    """Set one ``key=value`` in ``run``; a bare key must belong to exactly one table."""
+def _apply_override(run: dict, item: str, tables: dict) -> None:
+    """Set one ``key=value`` in ``run``; a bare key must belong to exactly one of ``tables``."""
     table, name, value = parse_override(item)
     if table is None:
-        owners = [t for t, cls in TABLES.items() if name in _field_names(cls)]
+        owners = [t for t, cls in tables.items() if name in _field_names(cls)]
         if len(owners) > 1:
             raise ValueError(
                 f"override {item!r}: {name!r} is a key of {' and '.join(owners)}; write e.g. "
                 f"{owners[0]}.{name}=..."
             )
         if not owners:
-            every = [key for cls in TABLES.values() for key in _field_names(cls)]
+            every = [key for cls in tables.values() for key in _field_names(cls)]
             raise ValueError(f"override {item!r}: unknown key {name!r}{did_you_mean(name, every)}")
         table = owners[0]
-    if table not in TABLES:
+    if table not in tables:
         raise ValueError(
-            f"override {item!r}: unknown table {table!r}; tables are {', '.join(TABLES)}"
+            f"override {item!r}: unknown table {table!r}{did_you_mean(table, tables)}; tables are "
+            f"{', '.join(tables)}"
         )
     run.setdefault(table, {})[name] = value
 
@@ -159,17 +161,33 @@ def _field_names(cls) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
-def _merge(run: dict, data: dict, source: str) -> None:
+def _merge(run: dict, data: dict, source: str, tables: dict) -> None:
     """Add the tables of one TOML file (``source`` names it in errors) to ``run``."""
     for table, values in data.items():
-        if table not in TABLES:
+        if table not in tables:
             raise ValueError(
-                f"{source}: unknown table [{table}]; tables are "
-                + ", ".join(f"[{t}]" for t in TABLES)
+                f"{source}: unknown table [{table}]{did_you_mean(table, tables)}; tables are "
+                + ", ".join(f"[{t}]" for t in tables)
             )
         if not isinstance(values, dict):
             raise ValueError(f"{source}: {table} must be a table ([{table}]), got {shown(values)}")
         run[table].update(values)
+
+
+def layered_tables(tables: dict, preset_path, preset: str, config=None, overrides=()) -> dict:
+    """``{table: checked dict}``: the preset's TOML file, changed by the TOML file ``config``,
+    changed by ``key=value`` items, each table's keys and types checked against its dataclass in
+    ``tables``. The training run and the fine-tuning run (``minroots finetune``) both read
+    their settings this way."""
+    run: dict = {name: {} for name in tables}
+    _merge(run, load_toml(preset_path), f"preset {preset!r}", tables)
+    if config is not None:
+        _merge(run, load_toml(config), config, tables)
+    for item in overrides:
+        _apply_override(run, item, tables)
+    return {
+        table: check_fields(cls, run[table], where=f"[{table}]") for table, cls in tables.items()
+    }
 
 
 def load_run_config(preset: str = "default", config: str | None = None, overrides=()) -> dict:
@@ -180,14 +198,7 @@ def load_run_config(preset: str = "default", config: str | None = None, override
     :class:`SampleSettings`. Unknown tables or keys and wrong types raise with the file and key
     named.
     """
-    run: dict = {name: {} for name in TABLES}
-    _merge(run, load_toml(_preset_path(preset)), f"preset {preset!r}")
-    if config is not None:
-        _merge(run, load_toml(config), config)
-    for item in overrides:
-        _apply_override(run, item)
-    for table, cls in TABLES.items():
-        run[table] = check_fields(cls, run[table], where=f"[{table}]")
+    run = layered_tables(TABLES, _preset_path(preset), preset, config, overrides)
     run["data"] = DataSettings(**run["data"])
     run["sample"] = SampleSettings(**run["sample"])
     return run
