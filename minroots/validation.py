@@ -458,3 +458,26 @@ def numeric_array(where: str, name: str, value, xp=np):
         raise TypeError(f"{where}: {name} must be a rectangular array of numbers, got "
                         f"{shown(value)} ({describe(value)})")  # fmt: skip
     return array
+
+
+__all__ += ["distinct_strings"]
+
+
+def distinct_strings(where: str, name: str, value) -> list[str]:
+    """``value`` (a list of non-empty strings, none repeated) as a list, or a one-line error.
+
+    >>> distinct_strings("BPETokenizer", "special_tokens", ["<a>", "<b>"])
+    ['<a>', '<b>']
+    >>> distinct_strings("BPETokenizer", "special_tokens", ["<a>", "<a>"])
+    Traceback (most recent call last):
+    ValueError: BPETokenizer: special_tokens must not repeat a token, got ['<a>', '<a>']
+    """
+    if isinstance(value, str):
+        raise TypeError(f"{where}: {name} must be a list of str, got the str {shown(value)}")
+    items = list(value)
+    for s in items:
+        if not isinstance(s, str) or not s:
+            raise ValueError(f"{where}: {name} must be non-empty str, got {shown(s)}")
+    if len(set(items)) != len(items):
+        raise ValueError(f"{where}: {name} must not repeat a token, got {shown(items)}")
+    return items

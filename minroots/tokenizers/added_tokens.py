@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from minroots.tokenizers.base import _REGISTRY, Tokenizer, register_tokenizer
+from minroots.validation import distinct_strings
 
 __all__ = ["AddedTokensTokenizer"]
 
@@ -51,16 +52,7 @@ class AddedTokensTokenizer(Tokenizer):
             raise TypeError(
                 f"AddedTokensTokenizer: base must be a minroots Tokenizer, got {type(base).__name__}"
             )
-        if isinstance(tokens, str):
-            raise TypeError(
-                f"AddedTokensTokenizer: tokens must be a list of str, got one str {tokens!r}"
-            )
-        tokens = list(tokens)
-        for t in tokens:
-            if not isinstance(t, str) or not t:
-                raise ValueError(f"AddedTokensTokenizer: tokens must be non-empty str, got {t!r}")
-        if len(set(tokens)) != len(tokens):
-            raise ValueError(f"AddedTokensTokenizer: tokens must not repeat, got {tokens}")
+        tokens = distinct_strings("AddedTokensTokenizer", "tokens", tokens)
         self.base = base
         self.added = tokens
         self.first_id = base.vocab_size

@@ -69,7 +69,7 @@ from minroots.tokenizers.interop import (
     token_to_bytes,
 )
 from minroots.tokenizers.patterns import PATTERNS, compile_pattern, findall, resolve_pattern
-from minroots.validation import shown
+from minroots.validation import distinct_strings, shown
 
 __all__ = ["BPETokenizer", "train_tokenizer_file", "reference_train", "count_pairs", "merge_pair"]
 __all__ += ["join_surrogates"]
@@ -690,12 +690,7 @@ def _number_specials(special_tokens, first_id: int) -> dict[str, int]:
                         f"got the str {special_tokens!r}")  # fmt: skip
     if isinstance(special_tokens, dict):
         return dict(special_tokens)
-    specials = list(special_tokens)
-    for s in specials:
-        if not isinstance(s, str) or not s:
-            raise ValueError(f"BPETokenizer: special_tokens must be non-empty str, got {shown(s)}")
-    if len(set(specials)) != len(specials):
-        raise ValueError(f"BPETokenizer: special_tokens must not repeat a token, got {specials}")
+    specials = distinct_strings("BPETokenizer", "special_tokens", special_tokens)
     return {s: first_id + k for k, s in enumerate(specials)}
 
 
