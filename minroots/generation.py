@@ -292,7 +292,7 @@ def beam_search(model, src, max_new_tokens=None, bos_id=None, eos_id=None, beam_
 
 
 class _PromptedDecoder:
-    """A decoder-only model behind the encoder–decoder interface that :func:`_beam_one` uses: its
+    """A decoder-only model behind the encoder–decoder interface that ``_beam_one`` uses: its
     caches start filled with all of the prompt but its last token, which plays the part of BOS,
     and there is no memory to attend to (a placeholder is passed around and ignored)."""
 
@@ -319,7 +319,7 @@ def beam_search_prompt(model, idx, max_new_tokens=None, eos_id=None, beam_size: 
     """Beam search for a decoder-only model: the best continuation of each prompt row of ``idx``
     (``(B, T)`` or ``(T,)``), without EOS, scored as in :func:`beam_search`.
 
-    The same search (:func:`_beam_one`) as for encoder–decoders, with the model's own KV cache;
+    The same search (``_beam_one``) as for encoder–decoders, with the model's own KV cache;
     beams share the prompt's prefill. ``max_new_tokens`` defaults to, and with learned positions
     is capped at, what still fits in ``block_size``.
     """

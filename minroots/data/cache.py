@@ -17,7 +17,7 @@ tokenizer much longer), and a training run reads the same ids again and again. S
   BLAKE2b checksum. A cache file that does not match (empty, cut short, edited, or written by
   another program) is never used: a warning says so and the text is encoded again;
 - the text is encoded in pieces of about 4 Mi characters, streamed into the file, where the
-  tokenizer allows it (:func:`_piece_bounds`): the first pass over a 100 MB corpus then peaks
+  tokenizer allows it (``_piece_bounds``): the first pass over a 100 MB corpus then peaks
   at about 2.5 times the corpus in memory (the text and its ids), not 17 times;
 - a file larger than ``mmap_bytes`` is memory-mapped (read lazily from disk) instead of read.
 
@@ -153,7 +153,7 @@ def _piece_bounds(text: str, tokenizer, size: int):
 
 
 def _newline_cut(text: str, pos: int) -> int | None:
-    """The first safe cut (see :func:`_piece_bounds`) after a ``"\n"`` at or after ``pos``."""
+    """The first safe cut (see ``_piece_bounds``) after a ``"\n"`` at or after ``pos``."""
     i = text.find("\n", pos)
     while 0 < i < len(text) - 1:
         after = text[i + 1]

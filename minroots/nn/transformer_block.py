@@ -53,16 +53,20 @@ class TransformerBlock(Module):
     """One block: (causal) self-attention, optional cross-attention, feed-forward.
 
     Args:
-        n_embd, n_head: width and number of heads. dropout: on attention weights and residuals.
-        bias: biases in linear layers and layer norms. norm_first: pre-LN (True) or post-LN.
+        n_embd, n_head: width and number of heads.
+        dropout: on attention weights and residuals.
+        bias: biases in linear layers and layer norms.
+        norm_first: pre-LN (True) or post-LN.
         cross_attention: add a cross-attention sub-layer (decoder of an encoder-decoder).
         activation: ``"gelu_tanh"`` (GPT-2), ``"gelu"``, ``"relu"`` or ``"swiglu"`` (gated).
         n_layer: depth of the whole stack, for the scaled initialization of residual projections.
-        eps: the epsilon of the norms. norm: ``"layer"`` or ``"rms"``. mlp_hidden: the MLP's
-        hidden width (default ``4 n_embd``, or ``8 n_embd / 3`` rounded up to 32 for SwiGLU).
+        eps: the epsilon of the norms.
+        norm: ``"layer"`` or ``"rms"``.
+        mlp_hidden: the MLP's hidden width (default ``4 n_embd``, or ``8 n_embd / 3`` rounded up
+            to 32 for SwiGLU).
         init: ``"gpt2"`` (residual projections scaled down by depth) or ``"llama"``.
         n_kv_head, head_dim, rope_theta, qk_norm, qkv_bias: see
-        :class:`~minroots.nn.attention.SelfAttention`.
+            :class:`~minroots.nn.attention.SelfAttention`.
     """
 
     def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, bias: bool = True,

@@ -28,7 +28,7 @@ character tokenizer never saw) raises the same way, or is skipped and counted wi
 
 ``dataset[i]`` is ``(x, y)``, two ``int64`` arrays of shape ``(block_size,)``: a
 :class:`~minroots.training.Trainer` trains on it unchanged (the targets carry the mask), saving
-the template with every checkpoint (:attr:`SFTDataset.checkpoint_files`).
+the template with every checkpoint (:attr:`TemplatedData.checkpoint_files`).
 """
 
 from __future__ import annotations

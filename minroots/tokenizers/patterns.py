@@ -30,7 +30,7 @@ The patterns use the `regex` package (not `re`): it has Unicode classes such as 
 Any other regex can be a pattern too, but a word that is not one of the names (``"gpt-4"``) is
 refused as a typo rather than taken for a regex that matches only that word. A regex that is not
 one of the named patterns may come from a file of unknown origin and backtrack catastrophically
-(``(?:a|aa)+$`` takes exponential time), so :func:`findall` runs it with a time limit that grows
+(``(?:a|aa)+$`` takes exponential time), so ``findall`` runs it with a time limit that grows
 with the text.
 
 **Unicode versions: where the split can differ from tiktoken's.** Which characters are letters

@@ -252,7 +252,7 @@ def check_state(state, path: str | os.PathLike, trainer: bool = False) -> dict:
 
     Always: a JSON object whose ``step`` is an integer >= 0 equal to the folder's
     (``step-00000030`` holds step 30). With ``trainer=True`` also what
-    :meth:`~minroots.training.Trainer.resume` reads: ``total_steps`` >= ``step``, ``tokens_seen``
+    :meth:`~minroots.training.trainer.Trainer.resume` reads: ``total_steps`` >= ``step``, ``tokens_seen``
     >= 0, and the ``scheduler``, ``rng`` and ``data_rng`` tables.
     """
     where = repr(os.fspath(path))

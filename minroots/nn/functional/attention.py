@@ -107,8 +107,8 @@ def use_flash(kernel: str, q_shape: tuple, t_k: int, dropout_p: float, same_lead
 
     ``"flash"`` always (it has no dropout, and needs q, k, v with the same leading axes);
     ``"dense"`` never; ``"auto"`` when the tiled kernel can run and either ``t_k >=``
-    :data:`FLASH_MIN_KEYS` or the dense scores would take more than
-    :data:`FLASH_MAX_SCORES_BYTES`.
+    ``FLASH_MIN_KEYS`` or the dense scores would take more than
+    ``FLASH_MAX_SCORES_BYTES``.
     """
     one_of(where, "kernel", kernel, KERNELS)
     if kernel == "flash" and (dropout_p or not same_lead):
