@@ -24,6 +24,7 @@ from minroots.posttrain.classifier import (
     predict,
 )
 from minroots.posttrain.confusion import accuracy, confusion_matrix, plot_confusion
+from minroots.posttrain.section_classification import split_sections
 from minroots.tokenizers import CharTokenizer
 from minroots.training import Trainer
 
@@ -47,11 +48,11 @@ def test_padding_changes_nothing_and_pooling_reads_real_tokens(pooling):
     np.testing.assert_allclose(clf.features(padded).data[0], expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("pooling", ["last", "mean"])
-def test_gradients_reach_the_head_and_the_model_and_match_differences(pooling):
+@pytest.mark.parametrize("pooling,lm_weight", [("last", 0.0), ("mean", 0.0), ("mean", 0.5)])
+def test_gradients_reach_the_head_and_the_model_and_match_differences(pooling, lm_weight):
     model = _model()
     model.to(dtype=np.float64)
-    clf = SequenceClassifier(model, ["a", "b"], pooling=pooling)
+    clf = SequenceClassifier(model, ["a", "b"], pooling=pooling, lm_weight=lm_weight)
     clf.head.to(dtype=np.float64)
     x = np.array([[1, 2, 3, PAD, PAD], [4, 5, 6, 7, 8]])
     y = np.array([0, 1])
@@ -68,6 +69,34 @@ def test_gradients_reach_the_head_and_the_model_and_match_differences(pooling):
         minus = float(clf(x, y)[1].data)
         w.data[index] = old
         assert w.grad[index] == pytest.approx((plus - minus) / 2e-6, rel=1e-5, abs=1e-9)
+
+
+def test_auxiliary_lm_loss_is_the_models_own_loss_over_real_next_tokens():
+    model = _model()
+    model.to(dtype=np.float64)
+    plain = SequenceClassifier(model, ["a", "b"])
+    plain.head.to(dtype=np.float64)
+    aux = SequenceClassifier(model, ["a", "b"], lm_weight=0.5)
+    aux.head = plain.head
+    x = np.array([[1, 2, 3, PAD, PAD], [4, 5, 6, 7, 8]])
+    y = np.array([0, 1])
+    # each row alone, unpadded: 2 and 4 next-token predictions, averaged over all 6
+    short = float(model(np.array([[1, 2]]), np.array([[2, 3]]))[1].data)
+    full = float(model(np.array([[4, 5, 6, 7]]), np.array([[5, 6, 7, 8]]))[1].data)
+    expected = float(plain(x, y)[1].data) + 0.5 * (2 * short + 4 * full) / 6
+    assert float(aux(x, y)[1].data) == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_array_equal(aux(x)[0].data, plain(x)[0].data)  # same logits
+    with pytest.raises(ValueError, match="lm_weight must be"):
+        SequenceClassifier(model, ["a", "b"], lm_weight=-1)
+
+
+def test_validation_split_is_carved_from_the_training_packages():
+    train, test = split_sections()
+    fit, val = split_sections(validation=True)
+    names = lambda records: {r["package"] for r in records}  # noqa: E731
+    assert names(fit) | names(val) == names(train) and not names(fit) & names(val)
+    assert not (names(fit) | names(val)) & names(test)
+    assert 250 < len(val) < 350 and 250 < len(test) < 350  # about a fifth each
 
 
 def test_bad_classifier_inputs_are_clear():

@@ -15,6 +15,17 @@ With a causal model only the last state has read the whole text, which is why GP
 classifiers use it (Hugging Face's ``GPT2ForSequenceClassification`` does); the mean of all
 states is the other common choice, often steadier for small models. All weights are fine-tuned.
 
+**Auxiliary language modelling.** With ``lm_weight`` :math:`\lambda > 0` the loss also keeps the
+model predicting the next token of the texts it classifies, as GPT-1 did (Radford et al., 2018,
+:math:`\lambda = 0.5`),
+
+.. math::
+    \mathcal{L} = \mathcal{L}_{\text{class}} + \lambda\, \mathcal{L}_{\text{LM}},
+
+with :math:`\mathcal{L}_{\text{LM}}` the mean cross-entropy of the language-model head over the
+real next tokens of the batch (pads neither predicted nor counted): a regulariser that stops the
+small labelled set from pulling the body too far from what pretraining taught it.
+
 **Batches.** Texts have different lengths: a row of ``x`` holds a text's ids padded on the right
 with ``-1`` (``PAD``). Causal attention never lets a real token see a later pad, so padding
 changes nothing, and the pooling reads only real positions. ``y`` holds the class ids ``(B,)``.
@@ -34,7 +45,7 @@ from minroots.autograd import reductions as R
 from minroots.nn.functional.cross_entropy import cross_entropy
 from minroots.nn.linear import Linear
 from minroots.nn.module import Module
-from minroots.validation import one_of, positive_int
+from minroots.validation import one_of, positive_int, real
 
 __all__ = ["SequenceClassifier", "ClassificationDataset", "PAD", "POOLINGS", "predict"]
 
@@ -46,10 +57,11 @@ class SequenceClassifier(Module):
     """A pretrained :class:`~minroots.nn.TransformerModel` plus a linear head over ``labels``.
 
     ``classifier(x, y)`` with ``x`` ``(B, T)`` ids right-padded with ``-1`` and ``y`` ``(B,)``
-    class ids returns ``(logits (B, K), loss)``; without ``y`` the loss is ``None``.
+    class ids returns ``(logits (B, K), loss)``; without ``y`` the loss is ``None``. A positive
+    ``lm_weight`` adds that multiple of the language-model loss on ``x`` to the loss.
     """
 
-    def __init__(self, model, labels, pooling: str = "last"):
+    def __init__(self, model, labels, pooling: str = "last", lm_weight: float = 0.0):
         super().__init__()
         labels = list(labels)
         if len(labels) < 2 or len(set(labels)) != len(labels):
@@ -59,11 +71,16 @@ class SequenceClassifier(Module):
         self.model = model
         self.labels = labels
         self.pooling = one_of("SequenceClassifier", "pooling", pooling, POOLINGS)
+        self.lm_weight = real("SequenceClassifier", "lm_weight", lm_weight, low=0)
         self.head = Linear(model.config.n_embd, len(labels))
         self.config = model.config
 
     def features(self, x) -> Tensor:
         """The pooled state ``(B, C)`` of each row of ``x``."""
+        return self._states(x)[0]
+
+    def _states(self, x):
+        """``(pooled (B, C), hidden states (B, T, C), ids (B, T), real-token mask (B, T))``."""
         x = x.data if isinstance(x, Tensor) else x
         xp = B.get_array_module(self.model.wte.weight.data)
         x = xp.asarray(x)
@@ -75,19 +92,29 @@ class SequenceClassifier(Module):
             raise ValueError("SequenceClassifier: every row of x needs at least one token")
         h = self.model.hidden_states(xp.where(real, x, 0))  # (B, T, C); pads read as id 0
         if self.pooling == "last":
-            return h[xp.arange(x.shape[0]), lengths - 1]  # (B, C)
-        weights = (real / lengths[:, None]).astype(h.data.dtype)  # (B, T), rows sum to 1
-        return R.sum(h * Tensor(weights[:, :, None]), axis=1)  # (B, C)
+            pooled = h[xp.arange(x.shape[0]), lengths - 1]  # (B, C)
+        else:
+            weights = (real / lengths[:, None]).astype(h.data.dtype)  # (B, T), rows sum to 1
+            pooled = R.sum(h * Tensor(weights[:, :, None]), axis=1)  # (B, C)
+        return pooled, h, x, real
 
     def forward(self, x, y=None):
-        logits = self.head(self.features(x))  # (B, K)
+        pooled, h, ids, real = self._states(x)
+        logits = self.head(pooled)  # (B, K)
         if y is None:
             return logits, None
         y = y.data if isinstance(y, Tensor) else y
-        return logits, cross_entropy(logits, B.get_array_module(logits.data).asarray(y))
+        xp = B.get_array_module(logits.data)
+        loss = cross_entropy(logits, xp.asarray(y))
+        if self.lm_weight > 0:  # next-token targets; a pad (and what follows it) is ignored
+            targets = xp.where(real[:, 1:], ids[:, 1:], -100)  # (B, T-1)
+            lm_logits = self.model.lm_head(h[:, :-1])  # (B, T-1, V)
+            lm_loss = cross_entropy(lm_logits.reshape(-1, lm_logits.shape[-1]), targets.reshape(-1))
+            loss = loss + self.lm_weight * lm_loss
+        return logits, loss
 
     def extra_repr(self) -> str:
-        return f"labels={self.labels}, pooling={self.pooling!r}"
+        return f"labels={self.labels}, pooling={self.pooling!r}, lm_weight={self.lm_weight}"
 
 
 def predict(classifier: SequenceClassifier, dataset, batch_size: int = 32) -> np.ndarray:
