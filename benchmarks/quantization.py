@@ -48,6 +48,7 @@ from minroots.metrics.perplexity import perplexity  # noqa: E402
 from minroots.nn.quantized import quantize_model, quantized_nbytes  # noqa: E402
 from minroots.serve import Engine, SamplingParams, Sequence  # noqa: E402
 from minroots.training.checkpoint import load_model, load_tokenizer, resolve_checkpoint  # noqa: E402
+from minroots.training.integrity import write_manifest  # noqa: E402
 from minroots.training.run_config import build_dataset, load_run_config  # noqa: E402
 
 RSS_SCRIPT = """
@@ -141,6 +142,7 @@ def main(argv=None) -> None:
                 folder = Path(tmp) / f"int{bits}"
                 model = quantize_model(load_model(source), bits, args.group_size)
                 model.save(folder)
+                write_manifest(folder)  # as minroots quantize does: loading verifies the files
             model = load_model(folder)
             ppl = perplexity(model, val, batch_size=16, progress=False).perplexity
             single, batched = tokens_per_second(model, prompt, args.tokens, args.batch, args.rounds)
