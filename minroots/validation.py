@@ -20,6 +20,9 @@ ValueError: get_schedule: name must be one of 'cosine', 'linear', got 'cosin' (d
 
 ``bool`` is never accepted as a number (``True`` would otherwise pass as ``1``), and NaN or
 infinity never passes as a real number unless ``finite=False`` is asked for.
+
+(This file is longer than the 400 lines the package aims for because it is a list of small,
+independent checks, each with its example; splitting it would scatter the one message style.)
 """
 
 from __future__ import annotations
