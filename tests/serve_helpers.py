@@ -13,8 +13,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+
 from minroots import TransformerModel, manual_seed
+from minroots.autograd import no_grad
 from minroots.data import load_corpus
+from minroots.serve import SlotCache
 from minroots.tokenizers import BPETokenizer, CharTokenizer
 from minroots.training.integrity import write_manifest
 
@@ -98,3 +102,21 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+ROWS = [[1, 2, 3, 4, 5], [6, 7], [8, 9, 10]]  # prompts of different lengths, one slot each
+
+
+def step_rows_together_and_alone(model, new=(11, 12, 13)):
+    """``(batched, alone, cache)``: the last hidden state of one decoding step of the rows
+    ``ROWS + new`` taken together from a shared :class:`SlotCache` (each row prefilled with its
+    own prompt), and of each row run alone without a cache, both ``(3, n_embd)``."""
+    cache = SlotCache(len(model.h), slots=len(ROWS), capacity=model.config.block_size)
+    with no_grad():
+        for row, p in enumerate(ROWS):
+            model.hidden_states(np.array([p]), cache.views(row, row + 1))
+            cache.advance(row, row + 1, len(p))
+        batched = model.hidden_states(np.array([[t] for t in new]), cache.views(0, len(ROWS)))
+        alone = [model.hidden_states(np.array([p + [t]])).data[:, -1]
+                 for p, t in zip(ROWS, new, strict=True)]  # fmt: skip
+    return batched.data[:, 0], np.concatenate(alone), cache

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from minroots import TransformerModel, manual_seed
-from minroots.autograd import no_grad
 from minroots.generation import generate
 from minroots.nn import KVCache
 from minroots.nn.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from minroots.serve import Engine, SamplingParams, Sequence, SlotCache, TextStream
+from tests.serve_helpers import step_rows_together_and_alone
 
 
 def _model(dtype="float64", block_size=16, vocab_size=40, seed=0):
@@ -87,17 +87,8 @@ def test_positions_with_one_offset_per_row_are_each_rows_own_slice(cls):
 
 def test_hidden_states_of_rows_of_different_lengths_equal_each_row_alone():
     model = _model("float64")
-    prompts = [[1, 2, 3, 4, 5], [6, 7], [8, 9, 10]]
-    cache = SlotCache(len(model.h), slots=3, capacity=model.config.block_size)
-    alone = []
-    with no_grad():
-        for row, p in enumerate(prompts):  # prefill each row with its own prompt
-            model.hidden_states(np.array([p]), cache.views(row, row + 1))
-            cache.advance(row, row + 1, len(p))
-        batched = model.hidden_states(np.array([[11], [12], [13]]), cache.views(0, 3)).data
-        for p, new in zip(prompts, [11, 12, 13], strict=True):
-            alone.append(model.hidden_states(np.array([p + [new]])).data[:, -1])
-    np.testing.assert_allclose(batched[:, 0], np.concatenate(alone), rtol=0, atol=1e-12)
+    batched, alone, _ = step_rows_together_and_alone(model)
+    np.testing.assert_allclose(batched, alone, rtol=0, atol=1e-12)
 
 
 # --- the engine ---------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import minroots.nn.functional as F
 from minroots.autograd import no_grad
 from minroots.generation import generate
 from minroots.nn import TransformerConfig, TransformerModel
-from minroots.serve import Engine, SamplingParams, Sequence, SlotCache
+from minroots.serve import Engine, SamplingParams, Sequence
+from tests.serve_helpers import ROWS, step_rows_together_and_alone
 
 TINY = dict(vocab_size=40, block_size=16, n_layer=2, n_head=4, n_embd=32)
 ARCHS = {
@@ -71,25 +72,16 @@ def test_rope_refuses_offsets_that_are_not_one_int_per_row(offset):
 @pytest.mark.parametrize("name", list(ARCHS))
 def test_rotary_hidden_states_of_rows_of_different_lengths_equal_each_row_alone(name):
     model = _model(name)
-    prompts = [[1, 2, 3, 4, 5], [6, 7], [8, 9, 10]]
-    cache = SlotCache(len(model.h), slots=3, capacity=model.config.block_size)
-    alone = []
-    with no_grad():
-        for row, p in enumerate(prompts):  # prefill each row with its own prompt
-            model.hidden_states(np.array([p]), cache.views(row, row + 1))
-            cache.advance(row, row + 1, len(p))
-        batched = model.hidden_states(np.array([[11], [12], [13]]), cache.views(0, 3)).data
-        for p, new in zip(prompts, [11, 12, 13], strict=True):
-            alone.append(model.hidden_states(np.array([p + [new]])).data[:, -1])
-    np.testing.assert_allclose(batched[:, 0], np.concatenate(alone), rtol=0, atol=1e-12)
+    batched, alone, cache = step_rows_together_and_alone(model)
+    np.testing.assert_allclose(batched, alone, rtol=0, atol=1e-12)
     # without the per-row rotation the rows would disagree: rotate every row from one offset
-    cache.lengths[:] = [len(p) for p in prompts]
+    cache.lengths[:] = [len(p) for p in ROWS]
     views = cache.views(0, 3)
     for v in views:
         v.position = np.full(3, 5)  # every row at position 5 (right only for the first)
     with no_grad():
         wrong = model.hidden_states(np.array([[11], [12], [13]]), views).data
-    assert np.abs(wrong[1:, 0] - np.concatenate(alone)[1:]).max() > 1e-3
+    assert np.abs(wrong[1:, 0] - alone[1:]).max() > 1e-3
 
 
 # --- the engine ---------------------------------------------------------------------------------
