@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import fused_equals_composed
 
 import minroots
 import minroots.nn.functional as F
@@ -17,24 +18,6 @@ RTOL, ATOL = 1e-10, 1e-12
 
 def _t(a, grad=True):
     return minroots.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
-
-
-def _grads(fn, arrays, seed_grad):
-    """Values and input gradients of ``sum(fn(*inputs) * seed_grad)``."""
-    ts = [_t(a) for a in arrays]
-    out = fn(*ts)
-    out.backward(seed_grad)
-    return out.data, [t.grad for t in ts]
-
-
-def _compare(fused, composed, arrays, rng):
-    out_f = fused(*[_t(a) for a in arrays])
-    g = rng.standard_normal(out_f.shape)
-    yf, gf = _grads(fused, arrays, g)
-    yc, gc = _grads(composed, arrays, g)
-    np.testing.assert_allclose(yf, yc, rtol=1e-10, atol=1e-12)
-    for a, b in zip(gf, gc, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
 
 
 @pytest.fixture
@@ -111,13 +94,13 @@ def test_causal_mask_boolean_and_additive_forms_agree(t_q, t_k):
 # ------------------------------------------------------------------ fused == composed
 def test_linear_fused_matches_composed(rng):
     arrays = [rng.standard_normal((2, 3, 5)), rng.standard_normal((4, 5)), rng.standard_normal(4)]
-    _compare(F.linear, F.linear_composed, arrays, rng)
+    fused_equals_composed(F.linear, F.linear_composed, arrays, rng)
 
 
 @pytest.mark.task3_3
 def test_layer_norm_fused_matches_composed(rng):
     arrays = [rng.standard_normal((2, 3, 6)), rng.standard_normal(6), rng.standard_normal(6)]
-    _compare(F.layer_norm, F.layer_norm_composed, arrays, rng)
+    fused_equals_composed(F.layer_norm, F.layer_norm_composed, arrays, rng)
 
 
 @pytest.mark.task3_6
@@ -129,7 +112,7 @@ def test_gelu_fused_matches_composed(rng, approximate):
     def composed(x):
         return F.gelu_composed(x, approximate)
 
-    _compare(fused, composed, [rng.standard_normal((3, 7)) * 3], rng)
+    fused_equals_composed(fused, composed, [rng.standard_normal((3, 7)) * 3], rng)
 
 
 @pytest.mark.task4_1
@@ -144,7 +127,7 @@ def test_cross_entropy_fused_matches_composed(rng, smoothing, reduction):
     def composed(z):
         return F.cross_entropy_composed(z, target, label_smoothing=smoothing, reduction=reduction)
 
-    _compare(fused, composed, [rng.standard_normal((2, 3, 4)) * 2], rng)
+    fused_equals_composed(fused, composed, [rng.standard_normal((2, 3, 4)) * 2], rng)
 
 
 @pytest.mark.task3_2
@@ -162,7 +145,7 @@ def test_attention_fused_matches_composed(rng, masking):
         return F.scaled_dot_product_attention_composed(q, k, v, mask=mask, is_causal=causal)
 
     shapes = [(2, 3, 4, 6), (2, 3, 5, 6), (2, 3, 5, 2)]
-    _compare(fused, composed, [rng.standard_normal(s) for s in shapes], rng)
+    fused_equals_composed(fused, composed, [rng.standard_normal(s) for s in shapes], rng)
 
 
 @pytest.mark.task3_2
@@ -196,7 +179,7 @@ def test_packed_self_attention_matches_unpacked(rng):
         y = F.scaled_dot_product_attention_composed(q, k, v, is_causal=True)
         return y.transpose(0, 2, 1, 3).reshape(b, t, c)
 
-    _compare(lambda x: F.packed_self_attention(x, h), unpacked, [a], rng)
+    fused_equals_composed(lambda x: F.packed_self_attention(x, h), unpacked, [a], rng)
 
 
 @pytest.mark.task3_5

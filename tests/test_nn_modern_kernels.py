@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import arrays, shapes
+from strategies import arrays, fused_equals_composed, shapes
 
 import minroots
 import minroots.nn.functional as F
@@ -18,22 +18,6 @@ RTOL, ATOL = 1e-10, 1e-12
 
 def _t(a, grad=True):
     return minroots.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
-
-
-def _values_and_grads(fn, inputs, g):
-    ts = [_t(a) for a in inputs]
-    out = fn(*ts)
-    out.backward(g)
-    return out.data, [t.grad for t in ts]
-
-
-def _same_values_and_grads(fused, composed, inputs, rng):
-    g = rng.standard_normal(fused(*[_t(a, False) for a in inputs]).shape)
-    yf, gf = _values_and_grads(fused, inputs, g)
-    yc, gc = _values_and_grads(composed, inputs, g)
-    np.testing.assert_allclose(yf, yc, rtol=RTOL, atol=ATOL)
-    for a, b in zip(gf, gc, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
 
 
 def _torch_rope(x, offset, theta):
@@ -81,7 +65,7 @@ def test_rms_norm_worked_example():
 @pytest.mark.task12_2
 def test_rms_norm_fused_matches_composed(rng):
     inputs = [rng.standard_normal((2, 3, 6)) * 2, rng.standard_normal(6)]
-    _same_values_and_grads(F.rms_norm, F.rms_norm_composed, inputs, rng)
+    fused_equals_composed(F.rms_norm, F.rms_norm_composed, inputs, rng)
 
 
 @pytest.mark.task12_2
@@ -140,7 +124,7 @@ def test_rope_fused_matches_composed(rng, offset):
     def composed(x):
         return F.rope_composed(x, offset, theta=100.0)
 
-    _same_values_and_grads(fused, composed, [rng.standard_normal((2, 3, 7, 8))], rng)
+    fused_equals_composed(fused, composed, [rng.standard_normal((2, 3, 7, 8))], rng)
 
 
 @pytest.mark.task12_1
@@ -220,7 +204,7 @@ def test_silu_keeps_relative_precision_far_below_zero():
 @pytest.mark.parametrize("name", ["silu", "swiglu"])
 def test_silu_and_swiglu_fused_match_composed(rng, name):
     fused, composed = getattr(F, name), getattr(F, f"{name}_composed")
-    _same_values_and_grads(fused, composed, [rng.standard_normal((2, 3, 8)) * 3], rng)
+    fused_equals_composed(fused, composed, [rng.standard_normal((2, 3, 8)) * 3], rng)
 
 
 @pytest.mark.parametrize("name", ["silu", "swiglu"])
