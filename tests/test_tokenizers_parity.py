@@ -108,6 +108,19 @@ def test_from_tiktoken_ranks_matches_tiktoken(gpt2_pair):
     assert tok_files.to_tiktoken_ranks() == ranks
 
 
+def test_a_token_no_merge_reaches_is_found_like_tiktoken():
+    # tiktoken looks each pre-token up in its ranks before merging: "abc" is token 256 even
+    # though no pair of its bytes is a token; inside "abcd" or "xabc" it is three bytes.
+    tiktoken = pytest.importorskip("tiktoken")
+    ranks = {bytes([i]): i for i in range(256)} | {b"abc": 256}
+    enc = tiktoken.Encoding("unreachable", pat_str=r"\S+|\s+", mergeable_ranks=ranks,
+                            special_tokens={})  # fmt: skip
+    tok = BPETokenizer.from_tiktoken_ranks(ranks, r"\S+|\s+")
+    text = "abc abcd xabc abc"
+    assert tok.encode_ordinary(text) == enc.encode_ordinary(text)
+    assert tok.encode_ordinary("abc") == [256]
+
+
 @pytest.mark.parametrize("pattern", ["gpt2", "gpt4"])
 def test_trained_then_exported_to_tiktoken(tmp_path, pattern):
     tiktoken = pytest.importorskip("tiktoken")
