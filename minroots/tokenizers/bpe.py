@@ -296,8 +296,8 @@ class BPETokenizer(Tokenizer):
         """Encode one pre-token: its bytes, then merges by lowest rank, leftmost first.
 
         ``"hello"`` with merges ``(l, l) -> 256``, ``(h, e) -> 257``: ``[h, e, l, l, o]`` ->
-        ``[h, e, 256, o]`` (rank 0 first) -> ``[257, 256, o]``. A pre-token that is a token of
-        ``self._whole`` (see ``_whole_tokens``) is that token, without merging.
+        ``[h, e, 256, o]`` (rank 0 first) -> ``[257, 256, o]``. With tiktoken's rule a pre-token
+        that is a token is that token, without merging (``self._whole``, see ``_whole_tokens``).
         """
         data = chunk.encode("utf-8")
         token = self._whole.get(data)
@@ -324,26 +324,15 @@ class BPETokenizer(Tokenizer):
         return ids
 
     def _whole_tokens(self) -> dict[bytes, int]:
-        """The tokens that a pre-token equal to them encodes to, bytes -> id.
+        """The tokens that a pre-token equal to them is, without merging: bytes -> id.
 
-        With tiktoken's rule (``"ranks"``) that is every token: tiktoken looks a pre-token up in
-        the vocabulary before merging. With merges, a token belongs only if merging its own bytes
-        gives it back, which is almost always so (all of GPT-2's 50,256) but not always: with the
-        merges ``(b, c)``, ``(a, b)``, ``(ab, c)``, the token ``abc`` is encoded ``[a, bc]``. The
-        check runs once per vocabulary (GPT-2's: about 0.4 s). Tokens that are not UTF-8 are
-        never a pre-token's bytes and are left out.
+        Each rule follows its reference library. tiktoken (``"ranks"``) looks a pre-token up in
+        the vocabulary before merging, so a pre-token that is a token is that token, even one
+        that no merge reaches. Hugging Face's BPE with a merges list (``"merges"``) only merges,
+        and merging a token's own bytes does not always give the token back: with the merges
+        ``(b, c)``, ``(a, b)``, ``(ab, c)`` the pre-token ``abc`` is ``[a, bc]``. So no lookup.
         """
-        if self.merge_rule == "ranks":
-            return dict(self._bytes_to_id)
-        whole = {}
-        for tok, i in self._bytes_to_id.items():
-            try:
-                tok.decode("utf-8")
-            except UnicodeDecodeError:
-                continue
-            if self._merge_long([self._byte_ids[b] for b in tok]) == [i]:
-                whole[tok] = i
-        return whole
+        return dict(self._bytes_to_id) if self.merge_rule == "ranks" else {}
 
     def _merge_long(self, ids: list[int]) -> list[int]:
         """The same merges as ``_encode_chunk``, in O(n log n) for long chunks (``"basic"``).
