@@ -96,8 +96,14 @@ def text_of(description: str) -> str | None:
     return text if len(text) >= MIN_CHARS else None
 
 
-def select(packages: list[dict], translations: list[dict], exclude=frozenset()) -> list[dict]:
-    """The labelled sample described in the module docstring."""
+def select(
+    packages: list[dict],
+    translations: list[dict],
+    exclude=frozenset(),
+    per_section: int = PER_SECTION,
+) -> list[dict]:
+    """The labelled sample described in the module docstring (``per_section=0``: every usable
+    description of each section, for the larger experiment of chapter 10)."""
     english = {(r["Package"], r.get("Description-md5")): r["Description-en"] for r in translations
                if "Description-en" in r}  # fmt: skip
     by_section: dict[str, list[dict]] = {s: [] for s in SECTIONS}
@@ -118,9 +124,9 @@ def select(packages: list[dict], translations: list[dict], exclude=frozenset()) 
     out = []
     for section, recs in by_section.items():
         recs.sort(key=lambda r: hashlib.sha256(r["package"].encode()).hexdigest())
-        if len(recs) < PER_SECTION:
+        if len(recs) < per_section:
             raise ValueError(f"section {section!r} has only {len(recs)} usable descriptions")
-        out += recs[:PER_SECTION]
+        out += recs[:per_section] if per_section else recs
     return sorted(out, key=lambda r: r["package"])
 
 
@@ -135,12 +141,15 @@ def _read(lists_dir: Path, pattern: str) -> str:
                           capture_output=True, text=True).stdout  # fmt: skip
 
 
-def build(lists_dir: Path = Path("/var/lib/apt/lists")) -> list[dict]:
+def build(
+    lists_dir: Path = Path("/var/lib/apt/lists"), per_section: int = PER_SECTION
+) -> list[dict]:
     """Read bookworm main's ``Packages`` and ``Translation-en`` and select the sample."""
     summaries = Path(__file__).with_name("debian_summaries.jsonl")
     exclude = {json.loads(line)["package"] for line in summaries.read_text("utf-8").splitlines()}
     return select(parse_index(_read(lists_dir, PACKAGES_GLOB)),
-                  parse_index(_read(lists_dir, TRANSLATION_GLOB)), frozenset(exclude))  # fmt: skip
+                  parse_index(_read(lists_dir, TRANSLATION_GLOB)), frozenset(exclude),
+                  per_section)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -149,8 +158,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).with_name("debian_sections.jsonl")
     )
+    parser.add_argument("--per-section", type=int, default=PER_SECTION,
+                        help="descriptions per section (%(default)s; 0: every usable one, "
+                             "unbalanced; chapter 10's larger experiment)")  # fmt: skip
     args = parser.parse_args(argv)
-    records = build(args.lists)
+    records = build(args.lists, args.per_section)
     lines = [json.dumps(r, ensure_ascii=False) for r in records]
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8", newline="\n")
     print(f"wrote {args.out}: {len(records)} records, {args.out.stat().st_size:,} bytes")

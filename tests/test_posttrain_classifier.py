@@ -182,3 +182,55 @@ def test_prepare_sections_helpers_by_hand():
     assert text.startswith("Chess engine. It plays") and len(text) <= 240 and text.endswith(".")
     assert prep.text_of("Tool\n  verbatim line") is None
     assert prep.text_of("Tool\nShort.") is None  # under 80 characters
+
+
+def test_prepare_sections_every_usable_description_with_per_section_zero():
+    spec = importlib.util.spec_from_file_location("prep", REPO / "data" / "prepare_sections.py")
+    prep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prep)
+    body = " It is a program that does one useful thing for its users, and it does it well."
+    packages = [{"Package": f"p{i}", "Section": s, "Description-md5": str(i)}
+                for i, s in enumerate(["games", "games", "mail"] + list(prep.SECTIONS))]  # fmt: skip
+    translations = [{"Package": p["Package"], "Description-md5": p["Description-md5"],
+                     "Description-en": f"Tool {p['Package']}\nNumber {p['Package']}.{body}"}
+                    for p in packages]  # fmt: skip
+    records = prep.select(packages, translations, per_section=0)
+    assert len(records) == 9 and sum(r["target"] == "games" for r in records) == 3
+    with pytest.raises(ValueError, match="has only 3 usable"):
+        prep.select(packages, translations, per_section=4)
+
+
+def test_prepare_descriptions_leaves_out_labelled_packages_and_their_wording():
+    from minroots.corpora.prepare_descriptions import fingerprints, select
+
+    assert fingerprints(["Chess game. Plays chess on three boards."]) == {
+        "Plays chess on three boards."
+    }
+    prints = fingerprints(["Mail tool. Reads mail from many accounts at once, quickly."])
+    long = " It has many options and a manual, and it is small and quick to start up."
+    records = [
+        {"package": "a", "summary": "A", "lines": ["Does a." + long]},
+        {"package": "b", "summary": "B", "lines": ["Does b." + long]},
+        {"package": "c", "summary": "C", "lines": ["Does a." + long]},  # a's text again
+        {
+            "package": "d",
+            "summary": "D",
+            "lines": ["Reads mail from many accounts at once, quickly." + long],
+        },
+        {"package": "e", "summary": "E", "lines": ["Short."]},
+        {"package": "f", "summary": "F", "lines": ["Intro:" + long, "  * a list"]},
+    ]
+    assert select(records, exclude={"b"}, prints=prints) == ["A\nDoes a." + long]
+
+
+def test_the_experiment_reads_another_labelled_file_and_more_pretraining_text(tmp_path):
+    from minroots.posttrain.section_classification import pretraining_text
+
+    path = tmp_path / "labelled.jsonl"
+    rows = [{"package": f"pkg{i}", "source": f"text {i}", "target": "games"} for i in range(40)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    train, test = split_sections(path=path)
+    assert len(train) + len(test) == 40 and 0 < len(test) < 20
+    base = pretraining_text(train)
+    assert pretraining_text(train, "more text") == base + "\n\nmore text"
+    assert base.endswith(train[-1]["source"])

@@ -70,6 +70,11 @@ class SectionExperiment:
     pretrain_dropout: float = 0.0  # while pretraining (0: none, as nanoGPT pretrains)
     lm_weight: float = 0.0  # auxiliary language-model loss while fine-tuning (GPT-1: 0.5)
     validation: bool = False  # evaluate on the validation split, not the test split
+    pretraining_file: str = ""  # more pretraining text (data/prepare_descriptions.py builds one)
+    pretraining_chars: int = 0  # read only this many characters of it (0: all)
+    pretrain_batch: int = 16  # sequences of block_size tokens per pretraining step
+    tokenizer_chars: int = 3_000_000  # the BPE learns from this many characters of the text
+    sections_file: str = ""  # labelled JSONL (default: the bundled debian_sections)
     seed: int = 0
 
 
@@ -77,13 +82,14 @@ def _residue(record: dict) -> int:
     return int(hashlib.sha256(record["package"].encode()).hexdigest(), 16) % 5
 
 
-def split_sections(validation: bool = False) -> tuple[list[dict], list[dict]]:
-    """``(train, test)`` records of ``debian_sections``: test when sha256(package) % 5 == 0.
+def split_sections(validation: bool = False, path=None) -> tuple[list[dict], list[dict]]:
+    """``(train, test)`` records of ``debian_sections`` (or of the JSONL file ``path``): test
+    when sha256(package) % 5 == 0.
 
     With ``validation=True``, ``(train, validation)`` instead: the test records are left out and
     the training records with sha256(package) % 5 == 1 are the validation set.
     """
-    path = corpus_path("debian_sections")[1]
+    path = Path(path) if path else corpus_path("debian_sections")[1]
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
     held_out = 1 if validation else 0
     kept = [r for r in records if _residue(r) != 0] if validation else records
@@ -91,11 +97,19 @@ def split_sections(validation: bool = False) -> tuple[list[dict], list[dict]]:
     return train, [r for r in kept if _residue(r) == held_out]
 
 
-def pretraining_text(train: list[dict]) -> str:
-    """The text of ``debian_summaries`` (synopsis, then description) and the training texts."""
+def pretraining_text(train: list[dict], more: str = "") -> str:
+    """The text of ``debian_summaries`` (synopsis, then description), the training texts and
+    ``more`` (e.g. the start of :file:`data/prepare_descriptions.py`'s output)."""
     parts = [f"{target}\n{source}" for source, target in load_pairs("debian_summaries")]
     parts += [r["source"] for r in train]
-    return "\n\n".join(parts)
+    return "\n\n".join(parts + ([more] if more else []))
+
+
+def _more_text(s: SectionExperiment) -> str:
+    if not s.pretraining_file:
+        return ""
+    text = Path(s.pretraining_file).read_text(encoding="utf-8")
+    return text[: s.pretraining_chars] if s.pretraining_chars else text
 
 
 def _set_dropout(model, p: float) -> None:
@@ -110,19 +124,20 @@ def run(settings: SectionExperiment | None = None, out_dir="runs/sections", log=
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     manual_seed(s.seed)
-    train, test = split_sections(validation=s.validation)
+    train, test = split_sections(validation=s.validation, path=s.sections_file or None)
     split = "validation" if s.validation else "test"
     labels = sorted({r["target"] for r in train})
-    text = pretraining_text(train)
+    text = pretraining_text(train, _more_text(s))
     tokenizer = BPETokenizer()
-    tokenizer.train(text, s.vocab_size, show_progress=False)
-    log(f"tokenizer: BPE with {tokenizer.vocab_size} tokens, trained on {len(text):,} characters")
+    tokenizer.train(text[: s.tokenizer_chars], s.vocab_size, show_progress=False)
+    log(f"tokenizer: BPE with {tokenizer.vocab_size} tokens, trained on "
+        f"{min(len(text), s.tokenizer_chars):,} characters of {len(text):,}")  # fmt: skip
 
     lm_data = TextDataset(text, tokenizer=tokenizer, block_size=s.block_size, use_cache=False)
     base = TransformerModel(vocab_size=tokenizer.vocab_size, block_size=s.block_size,
                             n_layer=s.n_layer, n_head=s.n_head, n_embd=s.n_embd)  # fmt: skip
     _set_dropout(base, s.pretrain_dropout)
-    history = Trainer(base, lm_data, max_steps=s.pretrain_steps, batch_size=16, lr=3e-3,
+    history = Trainer(base, lm_data, max_steps=s.pretrain_steps, batch_size=s.pretrain_batch, lr=3e-3,
                       warmup=50, min_lr=3e-4, eval_interval=s.pretrain_steps, eval_steps=10,
                       log_interval=0, out_dir=str(out / "base"), overwrite=True).train()  # fmt: skip
     log(f"pretrained {s.pretrain_steps} steps: validation loss {history.last_val['val_loss']:.3f}")
