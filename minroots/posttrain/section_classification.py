@@ -137,9 +137,10 @@ def run(settings: SectionExperiment | None = None, out_dir="runs/sections", log=
     base = TransformerModel(vocab_size=tokenizer.vocab_size, block_size=s.block_size,
                             n_layer=s.n_layer, n_head=s.n_head, n_embd=s.n_embd)  # fmt: skip
     _set_dropout(base, s.pretrain_dropout)
-    history = Trainer(base, lm_data, max_steps=s.pretrain_steps, batch_size=s.pretrain_batch, lr=3e-3,
-                      warmup=50, min_lr=3e-4, eval_interval=s.pretrain_steps, eval_steps=10,
-                      log_interval=0, out_dir=str(out / "base"), overwrite=True).train()  # fmt: skip
+    history = Trainer(base, lm_data, max_steps=s.pretrain_steps, batch_size=s.pretrain_batch,
+                      lr=3e-3, warmup=50, min_lr=3e-4, eval_interval=s.pretrain_steps,
+                      eval_steps=10, log_interval=0, out_dir=str(out / "base"),
+                      overwrite=True).train()  # fmt: skip
     log(f"pretrained {s.pretrain_steps} steps: validation loss {history.last_val['val_loss']:.3f}")
 
     model = load_model(out / "base")  # the pretrained run's checkpoint

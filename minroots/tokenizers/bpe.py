@@ -332,7 +332,7 @@ class BPETokenizer(Tokenizer):
         and merging a token's own bytes does not always give the token back: with the merges
         ``(b, c)``, ``(a, b)``, ``(ab, c)`` the pre-token ``abc`` is ``[a, bc]``. So no lookup.
         """
-        return dict(self._bytes_to_id) if self.merge_rule == "ranks" else {}
+        return self._bytes_to_id if self.merge_rule == "ranks" else {}
 
     def _merge_long(self, ids: list[int]) -> list[int]:
         """The same merges as ``_encode_chunk``, in O(n log n) for long chunks (``"basic"``).
