@@ -28,10 +28,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 from pathlib import Path
 
-from minroots.corpora.prepare_summaries import INDEX_GLOB, _document, parse_translation_index
+from minroots.corpora.prepare_summaries import (
+    INDEX_GLOB,
+    _document,
+    parse_translation_index,
+    read_index,
+)
 
 __all__ = ["PRINT_CHARS", "fingerprints", "select", "build", "main"]
 
@@ -70,14 +74,7 @@ def _records(path: Path) -> list[dict]:
 
 def build(lists_dir: Path = Path("/var/lib/apt/lists"), labelled: Path | None = None) -> list[str]:
     """Read bookworm main's ``Translation-en`` and select the descriptions."""
-    found = sorted(lists_dir.glob(INDEX_GLOB))
-    if not found:
-        raise FileNotFoundError(
-            f"no {INDEX_GLOB} in {lists_dir}; run `apt-get update -o Acquire::Languages=en`"
-        )
-    # apt-helper decompresses whatever apt stored (.lz4, .xz, .gz or plain).
-    text = subprocess.run(["/usr/lib/apt/apt-helper", "cat-file", str(found[0])], check=True,
-                          capture_output=True, text=True).stdout  # fmt: skip
+    text = read_index(lists_dir, INDEX_GLOB)
     labels = _records(labelled or HERE / "debian_sections.jsonl")
     exclude = {r["package"] for r in labels + _records(HERE / "debian_summaries.jsonl")}
     return select(

@@ -39,8 +39,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 from pathlib import Path
+
+from minroots.corpora.prepare_summaries import read_index
 
 __all__ = ["parse_index", "join_lines", "pairs", "build", "main"]
 
@@ -124,15 +125,7 @@ def pairs(english: dict[str, dict], chinese: dict[str, dict]) -> list[dict]:
 
 
 def _read_index(lists_dir: Path, lang: str) -> str:
-    pattern = INDEX.format(lang=lang.replace("_", "%5f"))
-    found = sorted(lists_dir.glob(pattern))
-    if not found:
-        raise FileNotFoundError(
-            f"no {pattern} in {lists_dir}; run `apt-get update -o Acquire::Languages=en,zh_CN`"
-        )
-    # apt-helper decompresses whatever apt stored (.lz4, .xz, .gz or plain).
-    return subprocess.run(["/usr/lib/apt/apt-helper", "cat-file", str(found[0])], check=True,
-                          capture_output=True, text=True).stdout  # fmt: skip
+    return read_index(lists_dir, INDEX.format(lang=lang.replace("_", "%5f")), "en,zh_CN")
 
 
 def build(lists_dir: Path = Path("/var/lib/apt/lists")) -> list[dict]:

@@ -35,8 +35,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import subprocess
 from pathlib import Path
+
+from minroots.corpora.prepare_summaries import read_index
 
 __all__ = ["SECTIONS", "parse_index", "text_of", "select", "build", "main"]
 
@@ -130,25 +131,14 @@ def select(
     return sorted(out, key=lambda r: r["package"])
 
 
-def _read(lists_dir: Path, pattern: str) -> str:
-    found = sorted(lists_dir.glob(pattern))
-    if not found:
-        raise FileNotFoundError(
-            f"no {pattern} in {lists_dir}; run `apt-get update -o Acquire::Languages=en`"
-        )
-    # apt-helper decompresses whatever apt stored (.lz4, .xz, .gz or plain).
-    return subprocess.run(["/usr/lib/apt/apt-helper", "cat-file", str(found[0])], check=True,
-                          capture_output=True, text=True).stdout  # fmt: skip
-
-
 def build(
     lists_dir: Path = Path("/var/lib/apt/lists"), per_section: int = PER_SECTION
 ) -> list[dict]:
     """Read bookworm main's ``Packages`` and ``Translation-en`` and select the sample."""
     summaries = Path(__file__).with_name("debian_summaries.jsonl")
     exclude = {json.loads(line)["package"] for line in summaries.read_text("utf-8").splitlines()}
-    return select(parse_index(_read(lists_dir, PACKAGES_GLOB)),
-                  parse_index(_read(lists_dir, TRANSLATION_GLOB)), frozenset(exclude),
+    return select(parse_index(read_index(lists_dir, PACKAGES_GLOB)),
+                  parse_index(read_index(lists_dir, TRANSLATION_GLOB)), frozenset(exclude),
                   per_section)  # fmt: skip
 
 

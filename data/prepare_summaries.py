@@ -34,7 +34,7 @@ import json
 import subprocess
 from pathlib import Path
 
-__all__ = ["N_PAIRS", "parse_translation_index", "select", "build", "main"]
+__all__ = ["N_PAIRS", "parse_translation_index", "read_index", "select", "build", "main"]
 
 N_PAIRS = 1000
 DOC_CHARS = (300, 1200)
@@ -100,21 +100,22 @@ def select(records: list[dict], n: int = N_PAIRS) -> list[dict]:
     return sorted(kept[:n], key=lambda r: r["package"])
 
 
-def build(lists_dir: Path = Path("/var/lib/apt/lists")) -> list[dict]:
-    """Read bookworm main's ``Translation-en`` (any compression apt used) and select pairs."""
-    found = sorted(lists_dir.glob(INDEX_GLOB))
+def read_index(lists_dir: Path, pattern: str, languages: str = "en") -> str:
+    """The text of the apt index in ``lists_dir`` matching ``pattern`` (the ``prepare_*`` scripts
+    of Debian data share it); ``languages`` is what the error tells to pass to apt."""
+    found = sorted(lists_dir.glob(pattern))
     if not found:
         raise FileNotFoundError(
-            f"no {INDEX_GLOB} in {lists_dir}; run `apt-get update -o Acquire::Languages=en`"
+            f"no {pattern} in {lists_dir}; run `apt-get update -o Acquire::Languages={languages}`"
         )
     # apt-helper decompresses whatever apt stored (.lz4, .xz, .gz or plain).
-    text = subprocess.run(
-        ["/usr/lib/apt/apt-helper", "cat-file", str(found[0])],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return select(parse_translation_index(text))
+    return subprocess.run(["/usr/lib/apt/apt-helper", "cat-file", str(found[0])], check=True,
+                          capture_output=True, text=True).stdout  # fmt: skip
+
+
+def build(lists_dir: Path = Path("/var/lib/apt/lists")) -> list[dict]:
+    """Read bookworm main's ``Translation-en`` (any compression apt used) and select pairs."""
+    return select(parse_translation_index(read_index(lists_dir, INDEX_GLOB)))
 
 
 def main(argv: list[str] | None = None) -> None:
